@@ -1,0 +1,13 @@
+//! The contracts of IEE: generated protobuf and gRPC code, the shard function every service
+//! routes by, and per-service transport-neutral traits, clients (local or gRPC) and errors.
+
+pub mod ingest;
+pub mod pb;
+pub mod shard;
+
+/// Encoded `FileDescriptorSet` of every IEE proto, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/iee_descriptor.bin"));
+
+/// Re-exported so services and clients use the exact tonic the contracts were generated with.
+pub use tonic;

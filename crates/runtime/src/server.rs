@@ -1,0 +1,189 @@
+//! The gRPC server builder: services plus health and reflection on one listener, and the
+//! shutdown sequence (NOT_SERVING → grace period → stop accepting → drain with a deadline).
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tonic::{
+    body::Body,
+    codegen::{Service, http},
+    server::NamedService,
+    service::RoutesBuilder,
+    transport::server::TcpIncoming,
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::Shutdown;
+
+/// Listener and shutdown settings of a gRPC server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// After shutdown begins, how long health reports NOT_SERVING while requests are still
+    /// served, so load balancers stop sending new work (Kubernetes: a few seconds).
+    pub shutdown_grace_ms: u64,
+    /// How long in-flight requests and streams may take to finish once the listener is closed.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".to_owned(),
+            shutdown_grace_ms: 0,
+            drain_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on `server.listen` {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The transport failed while serving.
+    #[error("grpc server failed: {0}")]
+    Serve(String),
+    /// Reflection could not be built from the descriptor sets.
+    #[error("reflection setup failed: {0}")]
+    Reflection(String),
+}
+
+/// A gRPC server under construction: add services, then [`GrpcServer::serve`].
+pub struct GrpcServer {
+    incoming: TcpIncoming,
+    local_addr: SocketAddr,
+    routes: RoutesBuilder,
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("local_addr", &self.local_addr)
+            .field("services", &self.names)
+            .finish()
+    }
+}
+
+impl GrpcServer {
+    /// Binds the listener now, so the caller can print or publish the address before serving.
+    pub async fn bind(config: &ServerConfig) -> Result<Self, RuntimeError> {
+        let bind_err = |source| RuntimeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        };
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        Ok(Self {
+            incoming,
+            local_addr,
+            routes,
+            health,
+            names: Vec::new(),
+            config: config.clone(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Adds a tonic service; its health status follows the server's lifecycle.
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The health reporter, for services that change their status while running.
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Serves until `shutdown` triggers, then: every service NOT_SERVING, wait the grace
+    /// period, close the listener, and give in-flight calls `drain_timeout_ms` to finish.
+    pub async fn serve(mut self, shutdown: Shutdown) -> Result<(), RuntimeError> {
+        // Both reflection versions: older clients (and some grpcurl builds) only speak v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(iee_api::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let v1 = reflection()
+            .build_v1()
+            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+        let v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+        self.routes.add_service(v1);
+        self.routes.add_service(v1alpha);
+
+        set_all(&self.health, &self.names, ServingStatus::Serving).await;
+        tracing::info!(addr = %self.local_addr, services = ?self.names, "grpc server serving");
+
+        let health = self.health.clone();
+        let names = self.names.clone();
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let drain = Duration::from_millis(self.config.drain_timeout_ms);
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.wait().await;
+                set_all(&health, &names, ServingStatus::NotServing).await;
+                tracing::info!(grace_ms = grace.as_millis(), "shutdown: not serving");
+                tokio::time::sleep(grace).await;
+                tracing::info!("shutdown: listener closed, draining");
+                let _ = closed_tx.send(());
+            }
+        };
+        let server = tonic::transport::Server::builder()
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(self.incoming, stop);
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result.map_err(|e| RuntimeError::Serve(e.to_string())),
+            () = async {
+                let _ = closed_rx.await;
+                tokio::time::sleep(drain).await;
+            } => {
+                tracing::warn!(drain_ms = drain.as_millis(), "shutdown: drain deadline passed, closing remaining calls");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn set_all(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in names {
+        health.set_service_status(*name, status).await;
+    }
+}

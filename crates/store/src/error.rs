@@ -1,0 +1,16 @@
+//! The storage error.
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or did not answer in time. The operation may or may not
+    /// have taken effect; every write of ours is idempotent, so retrying is safe.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with an error (a bug or a misconfiguration).
+    #[error("store error: {0}")]
+    Backend(String),
+    /// The configuration is unusable (bad URL, …).
+    #[error("store configuration: {0}")]
+    Config(String),
+}

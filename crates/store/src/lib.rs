@@ -1,0 +1,62 @@
+//! Storage behind traits: the per-shard event log with atomic deduplication, per-tenant dead
+//! letters and identity links, each with a Redis (production) and an in-memory (standalone,
+//! tests) implementation. Every Redis key name is built in [`keys`].
+
+mod config;
+mod dead_letters;
+mod error;
+mod event_log;
+mod identity;
+pub mod keys;
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+
+pub use config::{Backend, RedisConfig, StoreConfig};
+pub use dead_letters::{DeadLetterEntry, DeadLetterPage, DeadLetters};
+pub use error::StoreError;
+pub use event_log::{AppendOutcome, AppendRequest, EventLog, LogEntry};
+pub use identity::{IdentityLinks, LinkOutcome};
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+/// The stores a service is built with, whatever the backend.
+#[derive(Clone)]
+pub struct Stores {
+    /// Per-shard event log.
+    pub log: Arc<dyn EventLog>,
+    /// Per-tenant dead letters.
+    pub dead_letters: Arc<dyn DeadLetters>,
+    /// Anonymous-to-customer links.
+    pub identities: Arc<dyn IdentityLinks>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+impl Stores {
+    /// Opens the configured backend. Redis connects lazily: a Redis that is down at start makes
+    /// requests fail with `Unavailable` until it is back, instead of failing the start.
+    pub fn open(config: &StoreConfig, shard_count: u32) -> Result<Self, StoreError> {
+        match config.backend {
+            Backend::Memory => Ok(Self::from_one(Arc::new(MemoryStore::new(shard_count)))),
+            Backend::Redis => Ok(Self::from_one(Arc::new(RedisStore::open(&config.redis)?))),
+        }
+    }
+
+    /// Uses one object for every store.
+    pub fn from_one<S>(store: Arc<S>) -> Self
+    where
+        S: EventLog + DeadLetters + IdentityLinks,
+    {
+        Self {
+            log: store.clone(),
+            dead_letters: store.clone(),
+            identities: store,
+        }
+    }
+}

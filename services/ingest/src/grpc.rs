@@ -1,0 +1,179 @@
+//! The gRPC face of the ingest service: maps the tonic trait onto [`Ingestor`], and runs the
+//! stream RPC with a bounded read-ahead so a fast sender is held back by flow control.
+
+use std::{pin::Pin, sync::Arc};
+
+use iee_api::ingest::{
+    BatchError, IdentifyRequest, IdentifyResponse, IngestError, IngestRequest, IngestResponse,
+    IngestStreamRequest, IngestStreamResponse, ListRejectedRequest, ListRejectedResponse,
+    TouchpointApi, touchpoint_service_server::TouchpointService,
+};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::service::{Admission, Ingestor};
+
+/// Adapter from the generated gRPC trait to the ingest logic.
+#[derive(Debug, Clone)]
+pub(crate) struct TouchpointGrpc {
+    pub(crate) ingestor: Arc<Ingestor>,
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Ok => "OK",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::Internal => "INTERNAL",
+        _ => "OTHER",
+    }
+}
+
+impl TouchpointGrpc {
+    async fn call<T>(
+        &self,
+        rpc: &'static str,
+        work: impl std::future::Future<Output = Result<T, IngestError>>,
+    ) -> Result<Response<T>, Status> {
+        let timer = self.ingestor.metrics.rpc.start(rpc);
+        let result = work.await;
+        match result {
+            Ok(response) => {
+                timer.finish("OK");
+                Ok(Response::new(response))
+            }
+            Err(err) => {
+                timer.finish(code_name(err.code()));
+                match &err {
+                    IngestError::Internal(detail) => {
+                        tracing::error!(rpc, error = %detail, "ingest internal error");
+                    }
+                    IngestError::Unavailable(detail) => {
+                        tracing::warn!(rpc, error = %detail, "event log unavailable");
+                    }
+                    _ => {}
+                }
+                Err(err.into())
+            }
+        }
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<IngestStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TouchpointService for TouchpointGrpc {
+    async fn ingest(
+        &self,
+        request: Request<IngestRequest>,
+    ) -> Result<Response<IngestResponse>, Status> {
+        self.call("Ingest", self.ingestor.ingest(request.into_inner()))
+            .await
+    }
+
+    type IngestStreamStream = AckStream;
+
+    async fn ingest_stream(
+        &self,
+        request: Request<Streaming<IngestStreamRequest>>,
+    ) -> Result<Response<Self::IngestStreamStream>, Status> {
+        let timer = self.ingestor.metrics.rpc.start("IngestStream");
+        let mut inbound = request.into_inner();
+        let read_ahead = self.ingestor.config().stream_read_ahead;
+        // The reader parks once `read_ahead` batches wait; it then stops polling the HTTP/2
+        // stream, whose window fills, and the sender's writes block: end-to-end backpressure.
+        let (batch_tx, mut batch_rx) = mpsc::channel::<IngestStreamRequest>(read_ahead);
+        let (ack_tx, ack_rx) = mpsc::channel::<Result<IngestStreamResponse, Status>>(read_ahead);
+        let in_flight = self.ingestor.metrics.stream_batches_in_flight.clone();
+
+        let reader_acks = ack_tx.clone();
+        let reader_gauge = in_flight.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(batch)) => {
+                        reader_gauge.inc();
+                        if batch_tx.send(batch).await.is_err() {
+                            reader_gauge.dec();
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        // The client went away or sent garbage; end the response stream too.
+                        let _ = reader_acks.send(Err(status)).await;
+                        break;
+                    }
+                }
+            }
+        });
+
+        let ingestor = self.ingestor.clone();
+        tokio::spawn(async move {
+            // One batch at a time per stream keeps per-customer order across batches.
+            while let Some(batch) = batch_rx.recv().await {
+                let ack = match ingestor
+                    .ingest_batch(batch.events, Admission::Wait, "IngestStream")
+                    .await
+                {
+                    Ok(response) => IngestStreamResponse {
+                        batch_id: batch.batch_id,
+                        results: response.results,
+                        accepted: response.accepted,
+                        duplicates: response.duplicates,
+                        rejected: response.rejected,
+                        error: None,
+                    },
+                    Err(err) => {
+                        if let IngestError::Unavailable(detail) = &err {
+                            tracing::warn!(error = %detail, batch_id = batch.batch_id, "stream batch failed: event log unavailable");
+                        }
+                        let status = Status::from(err);
+                        IngestStreamResponse {
+                            batch_id: batch.batch_id,
+                            error: Some(BatchError {
+                                code: status.code() as i32,
+                                message: status.message().to_owned(),
+                            }),
+                            ..Default::default()
+                        }
+                    }
+                };
+                in_flight.dec();
+                if ack_tx.send(Ok(ack)).await.is_err() {
+                    // The client stopped listening; drop what is still queued.
+                    while batch_rx.recv().await.is_some() {
+                        in_flight.dec();
+                    }
+                    break;
+                }
+            }
+            timer.finish("OK");
+        });
+
+        Ok(Response::new(Box::pin(ReceiverStream::new(ack_rx))))
+    }
+
+    async fn identify(
+        &self,
+        request: Request<IdentifyRequest>,
+    ) -> Result<Response<IdentifyResponse>, Status> {
+        self.call("Identify", self.ingestor.identify(request.into_inner()))
+            .await
+    }
+
+    async fn list_rejected(
+        &self,
+        request: Request<ListRejectedRequest>,
+    ) -> Result<Response<ListRejectedResponse>, Status> {
+        self.call(
+            "ListRejected",
+            self.ingestor.list_rejected(request.into_inner()),
+        )
+        .await
+    }
+}

@@ -1,0 +1,68 @@
+//! `iee-ingest`: the ingest service on its own.
+
+use anyhow::Context;
+use clap::Parser;
+use iee_config::{Layers, ServeFlags};
+use iee_ingest::{IngestDeps, IngestNode, IngestServerConfig};
+use iee_runtime::{GrpcServer, Shutdown, wait_for_signal};
+use iee_store::Stores;
+use iee_telemetry::MetricsRegistry;
+
+/// The IEE ingest service (TouchpointService).
+#[derive(Debug, Parser)]
+#[command(name = "iee-ingest", version)]
+struct Cli {
+    #[command(flatten)]
+    flags: ServeFlags,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config: IngestServerConfig = iee_config::load(
+        &Layers::standard(cli.flags.config.clone()),
+        &cli.flags.overrides(),
+    )?;
+    if cli.flags.print_config {
+        print!("{}", iee_config::to_toml(&config)?);
+        return Ok(());
+    }
+    iee_telemetry::init_logging(&config.telemetry)?;
+
+    let registry = MetricsRegistry::default();
+    let shutdown = Shutdown::new();
+    let stores = Stores::open(&config.store, config.cluster.shard_count)?;
+    let node = IngestNode::build(
+        config.ingest.clone(),
+        &config.cluster,
+        IngestDeps {
+            stores,
+            metrics: registry.clone(),
+        },
+    );
+    if let Err(err) = node.readiness().await {
+        tracing::warn!(error = %err, "event log not reachable yet; requests fail until it is");
+    }
+    let mut server = GrpcServer::bind(&config.server).await?;
+    node.register(&mut server);
+    if !config.telemetry.metrics_listen.is_empty() {
+        let stop = shutdown.clone();
+        let addr =
+            iee_telemetry::serve_metrics(&config.telemetry.metrics_listen, registry, async move {
+                stop.wait().await;
+            })
+            .await?;
+        tracing::info!(%addr, "metrics endpoint listening");
+    }
+    println!("listening on {}", server.local_addr());
+
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "shutting down");
+        trigger.trigger();
+    });
+    server.serve(shutdown).await.context("grpc server")?;
+    node.stop().await;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `iee`: every IEE service in one process (`iee standalone`) and the command-line verbs.
+
+mod events;
+mod standalone;
+
+use clap::{Parser, Subcommand};
+
+/// The Intelligent Experience Engine.
+#[derive(Debug, Parser)]
+#[command(name = "iee", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs every implemented service in one process on one port (in-memory backend unless
+    /// `--redis-url` is given).
+    Standalone(iee_config::ServeFlags),
+    /// Works with events.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Standalone(flags) => standalone::run(flags).await,
+        Command::Events { command } => events::run(command).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

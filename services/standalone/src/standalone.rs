@@ -1,0 +1,83 @@
+//! `iee standalone`: composes every node on one gRPC server.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use iee_config::{ClusterConfig, ConfigError, Layers, ServeFlags, Validate};
+use iee_ingest::{IngestConfig, IngestDeps, IngestNode};
+use iee_runtime::{GrpcServer, ServerConfig, Shutdown, wait_for_signal};
+use iee_store::{StoreConfig, Stores};
+use iee_telemetry::{MetricsRegistry, TelemetryConfig};
+use serde::{Deserialize, Serialize};
+
+/// Everything `iee standalone` reads: the sections of each service binary, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StandaloneConfig {
+    /// Listener and shutdown.
+    pub server: ServerConfig,
+    /// Logs and metrics.
+    pub telemetry: TelemetryConfig,
+    /// Installation-wide settings.
+    pub cluster: ClusterConfig,
+    /// Storage backend (in-memory by default).
+    pub store: StoreConfig,
+    /// The ingest service.
+    pub ingest: IngestConfig,
+}
+
+impl Validate for StandaloneConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.cluster.validate()?;
+        self.store.validate()?;
+        self.ingest.validate()
+    }
+}
+
+pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
+    let config: StandaloneConfig =
+        iee_config::load(&Layers::standard(flags.config.clone()), &flags.overrides())?;
+    if flags.print_config {
+        print!("{}", iee_config::to_toml(&config)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    iee_telemetry::init_logging(&config.telemetry)?;
+
+    let registry = MetricsRegistry::default();
+    let shutdown = Shutdown::new();
+    let stores = Stores::open(&config.store, config.cluster.shard_count)?;
+    let ingest = IngestNode::build(
+        config.ingest.clone(),
+        &config.cluster,
+        IngestDeps {
+            stores,
+            metrics: registry.clone(),
+        },
+    );
+    if let Err(err) = ingest.readiness().await {
+        eprintln!("warning: event log not reachable yet ({err}); requests fail until it is");
+    }
+    let mut server = GrpcServer::bind(&config.server).await?;
+    ingest.register(&mut server);
+    if !config.telemetry.metrics_listen.is_empty() {
+        let stop = shutdown.clone();
+        let addr =
+            iee_telemetry::serve_metrics(&config.telemetry.metrics_listen, registry, async move {
+                stop.wait().await
+            })
+            .await?;
+        eprintln!("metrics on http://{addr}/metrics");
+    }
+    // The exact line tools wait for; keep its shape.
+    println!("listening on {}", server.local_addr());
+
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        eprintln!("{signal} received: draining");
+        trigger.trigger();
+    });
+    server.serve(shutdown).await.context("grpc server")?;
+    ingest.stop().await;
+    Ok(ExitCode::SUCCESS)
+}

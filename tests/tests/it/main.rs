@@ -1,0 +1,37 @@
+//! Cross-service tests: real gRPC on loopback, a real `redis-server` per test, real processes
+//! where the test is about processes. Tests that hold for any backend run on both.
+
+// Test code: a panic with the error is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod durability;
+mod idempotency;
+mod identify;
+mod outage;
+mod rejected;
+mod standalone;
+mod stream;
+mod validation;
+
+/// Expands `async fn name(backend: Backend)` test bodies into one test per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(iee_tests::Backend::Redis).await
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(iee_tests::Backend::Memory).await
+                }
+            )*
+        }
+    };
+}

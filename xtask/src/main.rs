@@ -1,0 +1,126 @@
+//! `cargo xtask <task>`: what CI runs, runnable by anyone. `cargo xtask ci` is exactly CI.
+
+mod loadtest;
+mod smoke;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Everything CI checks: format, lints, build, all tests, the smoke load test.
+    Ci,
+    /// `cargo fmt --check` and clippy with warnings denied.
+    Lint,
+    /// Builds the binaries (process tests spawn them) and runs every test.
+    Test,
+    /// A short load test against a debug `iee standalone` (in-memory backend).
+    Smoke,
+    /// The ingest load-test scenarios against `iee standalone` on a private Redis, with the
+    /// `redis-benchmark` XADD ceiling measured in the same run.
+    Loadtest(loadtest::LoadtestArgs),
+    /// Regenerates the example configuration files from the binaries' defaults.
+    GenConfig,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    std::env::set_current_dir(workspace_root())?;
+    match cli.task {
+        Task::Ci => {
+            lint()?;
+            test()?;
+            smoke::run()
+        }
+        Task::Lint => lint(),
+        Task::Test => test(),
+        Task::Smoke => {
+            cargo(&["build", "--workspace", "--bins"])?;
+            smoke::run()
+        }
+        Task::Loadtest(args) => loadtest::run(args),
+        Task::GenConfig => gen_config(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs `cargo <args>`, failing on a non-zero exit.
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    eprintln!("$ cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .status()
+        .with_context(|| format!("run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn lint() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])
+}
+
+fn test() -> Result<()> {
+    // Process tests spawn `iee` and `iee-ingest` from target/debug.
+    cargo(&["build", "--workspace", "--bins", "--locked"])?;
+    cargo(&["test", "--workspace", "--locked"])
+}
+
+fn gen_config() -> Result<()> {
+    cargo(&["build", "-p", "iee", "-p", "iee-ingest"])?;
+    for (binary, args, example) in [
+        (
+            "iee",
+            &["standalone", "--print-config"][..],
+            "services/standalone/iee.example.toml",
+        ),
+        (
+            "iee-ingest",
+            &["--print-config"][..],
+            "services/ingest/iee-ingest.example.toml",
+        ),
+    ] {
+        let mut command = Command::new(Path::new("target/debug").join(binary));
+        command.args(args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("IEE_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command.output().with_context(|| format!("run {binary}"))?;
+        if !output.status.success() {
+            bail!("{binary} --print-config failed");
+        }
+        std::fs::write(example, output.stdout)?;
+        eprintln!("wrote {example}");
+    }
+    Ok(())
+}
