@@ -1,7 +1,10 @@
-//! The tracing subscriber: structured logs to stderr, text for people or JSON for collectors.
+//! The tracing subscriber: structured logs to stderr (text for people, JSON for collectors) and
+//! spans exported over OTLP when an endpoint is configured.
 
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing_subscriber::{EnvFilter, filter::LevelFilter, fmt, prelude::*};
+
+use crate::tracing_otel::{TracingGuard, otel_layer};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -24,6 +27,12 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_listen: String,
+    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`); empty: none.
+    /// Trace context is propagated (W3C `traceparent`) either way.
+    pub otlp_endpoint: String,
+    /// Share of new traces that are sampled, in per mille (1000 = all). A sampled parent's
+    /// decision is always followed.
+    pub trace_sample_per_mille: u32,
 }
 
 impl Default for TelemetryConfig {
@@ -32,6 +41,8 @@ impl Default for TelemetryConfig {
             log_filter: "info".to_owned(),
             log_format: LogFormat::Text,
             metrics_listen: "127.0.0.1:9090".to_owned(),
+            otlp_endpoint: String::new(),
+            trace_sample_per_mille: 1000,
         }
     }
 }
@@ -42,6 +53,9 @@ pub enum TelemetryError {
     /// The log filter does not parse.
     #[error("invalid `telemetry.log_filter`: {0}")]
     Filter(String),
+    /// The OTLP exporter could not be set up.
+    #[error("invalid `telemetry.otlp_endpoint`: {0}")]
+    Otlp(String),
     /// The metrics endpoint could not bind.
     #[error("cannot bind `telemetry.metrics_listen` {addr}: {source}")]
     Bind {
@@ -52,30 +66,35 @@ pub enum TelemetryError {
     },
 }
 
-/// Installs the global tracing subscriber. Calling it twice is harmless (the second call keeps
-/// the first subscriber), so tests and the standalone binary can both call it.
-pub fn init_logging(config: &TelemetryConfig) -> Result<(), TelemetryError> {
+/// Installs the global tracing subscriber: logs, plus OpenTelemetry spans for `service_name`.
+/// Must run inside a tokio runtime (the OTLP exporter uses it). Keep the guard: dropping it
+/// flushes the spans still buffered. Calling this twice keeps the first subscriber, so tests and
+/// the standalone binary may both call it.
+pub fn init_telemetry(
+    config: &TelemetryConfig,
+    service_name: &str,
+) -> Result<TracingGuard, TelemetryError> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(env),
         _ => EnvFilter::try_new(&config.log_filter),
     }
     .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match config.log_format {
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+    let (otel, guard) = otel_layer(config, service_name)?;
+    // Per-layer filters: the log filter must not hide the RPC spans from OpenTelemetry.
+    let fmt_layer = match config.log_format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let result = tracing_subscriber::registry()
+        .with(otel.with_filter(LevelFilter::INFO))
+        .with(fmt_layer.with_filter(filter))
+        .try_init();
     // An already-installed subscriber is fine: the first one wins.
     let _ = result;
-    Ok(())
+    Ok(guard)
 }

@@ -11,6 +11,7 @@ use iee_api::ingest::{
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::service::{Admission, Ingestor};
 
@@ -37,10 +38,12 @@ impl TouchpointGrpc {
     async fn call<T>(
         &self,
         rpc: &'static str,
+        metadata: &tonic::metadata::MetadataMap,
         work: impl std::future::Future<Output = Result<T, IngestError>>,
     ) -> Result<Response<T>, Status> {
         let timer = self.ingestor.metrics.rpc.start(rpc);
-        let result = work.await;
+        let span = iee_telemetry::rpc_span("ingest", rpc, metadata);
+        let result = work.instrument(span).await;
         match result {
             Ok(response) => {
                 timer.finish("OK");
@@ -71,8 +74,13 @@ impl TouchpointService for TouchpointGrpc {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        self.call("Ingest", self.ingestor.ingest(request.into_inner()))
-            .await
+        let metadata = request.metadata().clone();
+        self.call(
+            "Ingest",
+            &metadata,
+            self.ingestor.ingest(request.into_inner()),
+        )
+        .await
     }
 
     type IngestStreamStream = AckStream;
@@ -82,6 +90,7 @@ impl TouchpointService for TouchpointGrpc {
         request: Request<Streaming<IngestStreamRequest>>,
     ) -> Result<Response<Self::IngestStreamStream>, Status> {
         let timer = self.ingestor.metrics.rpc.start("IngestStream");
+        let span = iee_telemetry::rpc_span("ingest", "IngestStream", request.metadata());
         let mut inbound = request.into_inner();
         let read_ahead = self.ingestor.config().stream_read_ahead;
         // The reader parks once `read_ahead` batches wait; it then stops polling the HTTP/2
@@ -116,8 +125,15 @@ impl TouchpointService for TouchpointGrpc {
         tokio::spawn(async move {
             // One batch at a time per stream keeps per-customer order across batches.
             while let Some(batch) = batch_rx.recv().await {
+                let batch_span = tracing::info_span!(
+                    parent: &span,
+                    "batch",
+                    otel.name = "ingest.IngestStream.batch",
+                    batch_id = batch.batch_id,
+                );
                 let ack = match ingestor
                     .ingest_batch(batch.events, Admission::Wait, "IngestStream")
+                    .instrument(batch_span)
                     .await
                 {
                     Ok(response) => IngestStreamResponse {
@@ -162,16 +178,23 @@ impl TouchpointService for TouchpointGrpc {
         &self,
         request: Request<IdentifyRequest>,
     ) -> Result<Response<IdentifyResponse>, Status> {
-        self.call("Identify", self.ingestor.identify(request.into_inner()))
-            .await
+        let metadata = request.metadata().clone();
+        self.call(
+            "Identify",
+            &metadata,
+            self.ingestor.identify(request.into_inner()),
+        )
+        .await
     }
 
     async fn list_rejected(
         &self,
         request: Request<ListRejectedRequest>,
     ) -> Result<Response<ListRejectedResponse>, Status> {
+        let metadata = request.metadata().clone();
         self.call(
             "ListRejected",
+            &metadata,
             self.ingestor.list_rejected(request.into_inner()),
         )
         .await

@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", iee_config::to_toml(&config)?);
         return Ok(());
     }
-    iee_telemetry::init_logging(&config.telemetry)?;
+    let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-ingest")?;
 
     let registry = MetricsRegistry::default();
     let shutdown = Shutdown::new();

@@ -156,6 +156,7 @@ impl Ingestor {
     async fn process(&self, events: Vec<Event>) -> Result<IngestResponse, IngestError> {
         let now = SystemTime::now();
         let received_at = now_timestamp(now);
+        let traceparent = iee_telemetry::current_traceparent();
         let count = events.len();
         self.metrics.batch_events.observe(count as f64);
         let mut results: Vec<EventResult> = Vec::with_capacity(count);
@@ -181,7 +182,7 @@ impl Ingestor {
                         payload: LogRecord {
                             event: Some(event),
                             received_at: Some(received_at),
-                            traceparent: String::new(),
+                            traceparent: traceparent.clone(),
                         }
                         .encode_to_vec(),
                     });
@@ -358,7 +359,7 @@ impl TouchpointApi for Ingestor {
         let payload = LogRecord {
             event: Some(event),
             received_at: Some(now_timestamp(SystemTime::now())),
-            traceparent: String::new(),
+            traceparent: iee_telemetry::current_traceparent(),
         }
         .encode_to_vec();
         let outcome = self

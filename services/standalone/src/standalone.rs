@@ -41,7 +41,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         print!("{}", iee_config::to_toml(&config)?);
         return Ok(ExitCode::SUCCESS);
     }
-    iee_telemetry::init_logging(&config.telemetry)?;
+    let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee")?;
 
     let registry = MetricsRegistry::default();
     let shutdown = Shutdown::new();

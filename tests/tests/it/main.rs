@@ -11,6 +11,7 @@ mod outage;
 mod rejected;
 mod standalone;
 mod stream;
+mod tracing;
 mod validation;
 
 /// Expands `async fn name(backend: Backend)` test bodies into one test per backend.
