@@ -21,9 +21,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+/// A received span: name, trace id, parent span id.
+type ReceivedSpan = (String, Vec<u8>, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Collector {
-    spans: Arc<Mutex<Vec<(String, Vec<u8>, Vec<u8>)>>>,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
 }
 
 #[tonic::async_trait]
