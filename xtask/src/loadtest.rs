@@ -84,7 +84,7 @@ pub fn run(args: LoadtestArgs) -> Result<()> {
         let _ = fs::remove_file(&report_path);
         let server = Iee::start(
             &iee,
-            redis.port,
+            Some(redis.port),
             &report_dir.join(format!("{name}.iee.log")),
         )?;
         println!("== {name}: iee listening on {}", server.addr);
@@ -339,18 +339,23 @@ fn parse_requests_per_sec(output: &str) -> Option<f64> {
 }
 
 /// A standalone `iee` on an ephemeral port, stopped with SIGTERM.
-struct Iee {
-    addr: SocketAddr,
+pub(crate) struct Iee {
+    pub(crate) addr: SocketAddr,
     process: Guard,
 }
 
 impl Iee {
-    fn start(bin: &Path, redis_port: u16, log_path: &Path) -> Result<Self> {
-        let child = Command::new(bin)
+    /// Starts `bin standalone` on Redis at `redis_port`, or on the in-memory backend if `None`.
+    pub(crate) fn start(bin: &Path, redis_port: Option<u16>, log_path: &Path) -> Result<Self> {
+        let mut command = Command::new(bin);
+        command
             .args(["standalone", "--listen", "127.0.0.1:0"])
             // The default metrics port is fixed; another iee on this machine may hold it.
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(["--redis-url", &format!("redis://127.0.0.1:{redis_port}")])
+            .args(["--metrics-listen", "127.0.0.1:0"]);
+        if let Some(port) = redis_port {
+            command.args(["--redis-url", &format!("redis://127.0.0.1:{port}")]);
+        }
+        let child = command
             .stdout(Stdio::piped())
             .stderr(fs::File::create(log_path)?)
             .spawn()
@@ -398,7 +403,7 @@ impl Iee {
         }
     }
 
-    fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         self.process.terminate(IEE_STOP_TIMEOUT)
     }
 }

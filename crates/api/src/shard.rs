@@ -2,7 +2,7 @@
 //! computes it with this function, so any node can tell which shard (and owner) an event has.
 
 use crate::pb::common::Event;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::Xxh3;
 
 /// The default number of shards of an installation. Fixed at install; never derived from the
 /// number of pods.
@@ -30,17 +30,43 @@ pub fn event_key(event: &Event) -> String {
 /// # Panics
 /// If `shard_count` is zero, which configuration validation rules out.
 pub fn shard_of(tenant_id: &str, key: &str, shard_count: u32) -> u32 {
+    hash_parts(tenant_id, &[key.as_bytes()], shard_count)
+}
+
+/// The shard of an event; the same as `shard_of(tenant, event_key(event))`, without allocating.
+pub fn shard_of_event(event: &Event, shard_count: u32) -> u32 {
+    if event.customer_id.is_empty() {
+        hash_parts(
+            &event.tenant_id,
+            &[
+                ANONYMOUS_KEY_PREFIX.as_bytes(),
+                event.anonymous_id.as_bytes(),
+            ],
+            shard_count,
+        )
+    } else {
+        hash_parts(
+            &event.tenant_id,
+            &[event.customer_id.as_bytes()],
+            shard_count,
+        )
+    }
+}
+
+fn hash_parts(tenant_id: &str, key: &[&[u8]], shard_count: u32) -> u32 {
     assert!(
         shard_count > 0,
         "shard_count must be positive (validated in config)"
     );
-    let mut buf = Vec::with_capacity(tenant_id.len() + 1 + key.len());
-    buf.extend_from_slice(tenant_id.as_bytes());
+    let mut hasher = Xxh3::new();
+    hasher.update(tenant_id.as_bytes());
     // A separator that cannot occur in a valid tenant id, so ("ab","c") != ("a","bc").
-    buf.push(0x1f);
-    buf.extend_from_slice(key.as_bytes());
+    hasher.update(&[0x1f]);
+    for part in key {
+        hasher.update(part);
+    }
     // Truncation is intended: the remainder is below shard_count, a u32.
-    (xxh3_64(&buf) % u64::from(shard_count)) as u32
+    (hasher.digest() % u64::from(shard_count)) as u32
 }
 
 #[cfg(test)]
@@ -76,6 +102,28 @@ mod tests {
             counts.iter().all(|&c| (800..1200).contains(&c)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn hash_is_xxh3_of_tenant_separator_key() {
+        // The documented formula, so other languages can route the same way.
+        let expected = xxhash_rust::xxh3::xxh3_64(b"acme\x1fc-1") % 1024;
+        assert_eq!(u64::from(shard_of("acme", "c-1", 1024)), expected);
+    }
+
+    #[test]
+    fn event_shard_matches_key_shard() {
+        let mut event = Event {
+            tenant_id: "acme".into(),
+            anonymous_id: "v-1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            shard_of_event(&event, 1024),
+            shard_of("acme", "anon:v-1", 1024)
+        );
+        event.customer_id = "c-7".into();
+        assert_eq!(shard_of_event(&event, 1024), shard_of("acme", "c-7", 1024));
     }
 
     #[test]

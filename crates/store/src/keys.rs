@@ -12,12 +12,12 @@ pub fn shard_tag(shard: u32) -> String {
 
 /// The event log of a shard (a stream; entries have one field `r`, an encoded `LogRecord`).
 pub fn log(shard: u32) -> String {
-    format!("{PREFIX}:{}:log", shard_tag(shard))
+    format!("{PREFIX}:{{s{shard}}}:log")
 }
 
 /// Dedup marker of one event id, on the shard of its customer; holds the log offset.
 pub fn dedup(shard: u32, tenant_id: &str, event_id: &str) -> String {
-    format!("{PREFIX}:{}:dedup:{tenant_id}:{event_id}", shard_tag(shard))
+    format!("{PREFIX}:{{s{shard}}}:dedup:{tenant_id}:{event_id}")
 }
 
 /// The dead-letter stream of a tenant (entries have one field `d`, an encoded `DeadLetter`).

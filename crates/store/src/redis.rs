@@ -19,17 +19,22 @@ use crate::{
 
 /// KEYS = log_1, dedup_1, log_2, dedup_2, …; ARGV = ttl_ms, payload_1, payload_2, …
 /// Returns one string per event: the new offset, or `=` followed by the original offset.
+///
+/// New events (the common case) cost two calls: `XADD`, then `SET … NX GET`, which marks the
+/// id and tells in one step whether it was already marked. A duplicate's entry is removed again
+/// with `XDEL` before the script ends, so no reader ever sees it (scripts are atomic).
+/// `SET` with both `NX` and `GET` needs Redis 7.0 or later.
 const APPEND_SCRIPT: &str = r"
 local ttl = ARGV[1]
 local out = {}
 for i = 1, #KEYS / 2 do
-  local dedup = KEYS[2 * i]
-  local seen = redis.call('GET', dedup)
+  local log = KEYS[2 * i - 1]
+  local id = redis.call('XADD', log, '*', 'r', ARGV[i + 1])
+  local seen = redis.call('SET', KEYS[2 * i], id, 'NX', 'PX', ttl, 'GET')
   if seen then
+    redis.call('XDEL', log, id)
     out[i] = '=' .. seen
   else
-    local id = redis.call('XADD', KEYS[2 * i - 1], '*', 'r', ARGV[i + 1])
-    redis.call('SET', dedup, id, 'PX', ttl)
     out[i] = id
   end
 end

@@ -2,10 +2,12 @@
 //! instance), free ports, paths of the workspace binaries and waits with deadlines.
 
 mod redis_server;
+mod server_process;
 
 use std::{path::PathBuf, time::Duration};
 
 pub use redis_server::RedisServer;
+pub use server_process::ServerProcess;
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {

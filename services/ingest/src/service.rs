@@ -12,7 +12,7 @@ use iee_api::{
         IngestResponse, ListRejectedRequest, ListRejectedResponse, RejectedEvent, TouchpointApi,
     },
     pb::common::{DeadLetter, Event, LogRecord, Rejection, RejectionCode},
-    shard::{customer_key, event_key, shard_of},
+    shard::{customer_key, shard_of, shard_of_event},
 };
 use iee_store::{AppendOutcome, AppendRequest, LinkOutcome, StoreError, Stores};
 use prost::Message;
@@ -172,7 +172,7 @@ impl Ingestor {
             };
             match validate_event(&event, &self.limits, now) {
                 Ok(()) => {
-                    let shard = shard_of(&event.tenant_id, &event_key(&event), self.shard_count);
+                    let shard = shard_of_event(&event, self.shard_count);
                     result.shard = shard;
                     append_index.push(index);
                     appends.push(AppendRequest {
@@ -241,32 +241,34 @@ impl Ingestor {
                 }
             }
         }
+        // Count first, then touch each metric series once per batch, not once per event.
+        let mut rejected_by_reason: Vec<(&'static str, u64)> = Vec::new();
         for result in &results {
-            let labels = match EventStatus::try_from(result.status) {
-                Ok(EventStatus::Accepted) => {
-                    response.accepted += 1;
-                    OutcomeLabels {
-                        outcome: "accepted",
-                        reason: "",
-                    }
-                }
-                Ok(EventStatus::Duplicate) => {
-                    response.duplicates += 1;
-                    OutcomeLabels {
-                        outcome: "duplicate",
-                        reason: "",
-                    }
-                }
+            match EventStatus::try_from(result.status) {
+                Ok(EventStatus::Accepted) => response.accepted += 1,
+                Ok(EventStatus::Duplicate) => response.duplicates += 1,
                 _ => {
                     response.rejected += 1;
-                    let code = result.rejection.as_ref().map_or(0, |r| r.code);
-                    OutcomeLabels {
-                        outcome: "rejected",
-                        reason: reason_label(code),
+                    let reason = reason_label(result.rejection.as_ref().map_or(0, |r| r.code));
+                    match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                        Some((_, n)) => *n += 1,
+                        None => rejected_by_reason.push((reason, 1)),
                     }
                 }
-            };
-            self.metrics.events.get_or_create(&labels).inc();
+            }
+        }
+        let count = |outcome, reason, n: u64| {
+            if n > 0 {
+                self.metrics
+                    .events
+                    .get_or_create(&OutcomeLabels { outcome, reason })
+                    .inc_by(n);
+            }
+        };
+        count("accepted", "", u64::from(response.accepted));
+        count("duplicate", "", u64::from(response.duplicates));
+        for (reason, n) in rejected_by_reason {
+            count("rejected", reason, n);
         }
         response.results = results;
         Ok(response)

@@ -2,49 +2,34 @@
 //! after that process is killed with SIGKILL mid-load, and a restarted process answers the
 //! retries DUPLICATE with the original offsets.
 
-use std::{
-    collections::HashMap,
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
 use iee_api::ingest::{EventStatus, IngestRequest, TouchpointApi, TouchpointClient};
 use iee_store::{EventLog, RedisConfig, RedisStore};
-use iee_test_support::{RedisServer, bin_path, signal};
+use iee_test_support::{RedisServer, ServerProcess};
 use iee_tests::events_for;
 
-/// Starts `iee-ingest` on Redis and returns it with its address.
-pub fn spawn_ingest(redis_url: &str) -> (Child, String) {
-    let mut child = Command::new(bin_path("iee-ingest"))
-        .args(["--listen", "127.0.0.1:0", "--metrics-listen", ""])
-        .args(["--redis-url", redis_url])
-        .env_remove("RUST_LOG")
-        .env("IEE_TELEMETRY__LOG_FILTER", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("iee-ingest starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("iee-ingest prints its address");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, addr)
+/// `iee-ingest` on Redis.
+fn spawn_ingest(redis_url: &str) -> ServerProcess {
+    ServerProcess::spawn(
+        "iee-ingest",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+            "--redis-url",
+            redis_url,
+        ],
+        &[],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill_of_the_ingest_process() {
     let redis = RedisServer::start();
-    let (mut child, addr) = spawn_ingest(&redis.url());
-    let client = TouchpointClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let ingest = spawn_ingest(&redis.url());
+    let client = TouchpointClient::connect(ingest.endpoint()).await.unwrap();
 
     // Load from 4 concurrent senders; kill the process while they are sending.
     let mut senders = Vec::new();
@@ -70,8 +55,7 @@ async fn acknowledged_events_survive_sigkill_of_the_ingest_process() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    signal(child.id(), "KILL");
-    let _ = child.wait();
+    ingest.signal_and_wait("KILL").await;
     let mut acked = Vec::new();
     for sender in senders {
         acked.extend(sender.await.unwrap());
@@ -117,10 +101,8 @@ async fn acknowledged_events_survive_sigkill_of_the_ingest_process() {
     }
 
     // A new process answers the retries of acknowledged events with their original offsets.
-    let (mut again, addr) = spawn_ingest(&redis.url());
-    let client = TouchpointClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let again = spawn_ingest(&redis.url());
+    let client = TouchpointClient::connect(again.endpoint()).await.unwrap();
     let sample: Vec<_> = acked.iter().step_by(97).take(50).collect();
     let retry = client
         .ingest(IngestRequest {
@@ -141,8 +123,7 @@ async fn acknowledged_events_survive_sigkill_of_the_ingest_process() {
         assert_eq!(result.status, EventStatus::Duplicate as i32, "{result:?}");
         assert_eq!(&result.offset, offset);
     }
-    signal(again.id(), "TERM");
-    let status = again.wait().unwrap();
+    let status = again.signal_and_wait("TERM").await;
     assert!(
         status.success(),
         "iee-ingest exits 0 on SIGTERM: {status:?}"

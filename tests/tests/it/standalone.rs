@@ -1,13 +1,10 @@
 //! The `iee` binary: `iee standalone` serves with health SERVING, takes events from a client
 //! and from `iee events send`, and exits 0 on SIGTERM after draining.
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Command, Stdio},
-};
+use std::{io::Write, process::Command};
 
 use iee_api::ingest::{IngestRequest, TouchpointApi, TouchpointClient};
-use iee_test_support::{bin_path, signal};
+use iee_test_support::{ServerProcess, bin_path};
 use iee_tests::events_for;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -15,8 +12,9 @@ use tonic_health::pb::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serves_ingests_and_exits_zero_on_sigterm() {
-    let (mut child, addr) = spawn_standalone();
-    let endpoint = format!("http://{addr}");
+    let iee = spawn_standalone();
+    let addr = iee.addr.clone();
+    let endpoint = iee.endpoint();
 
     let channel = tonic::transport::Channel::from_shared(endpoint.clone())
         .unwrap()
@@ -72,11 +70,7 @@ async fn standalone_serves_ingests_and_exits_zero_on_sigterm() {
     );
     assert_eq!(output.status.code(), Some(1));
 
-    signal(child.id(), "TERM");
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = iee.signal_and_wait("TERM").await;
     assert!(status.success(), "exit status {status:?}");
 }
 
@@ -125,35 +119,25 @@ fn a_bad_config_value_is_named_and_refused() {
     assert!(stderr.contains("ingest.max_batch_events"), "{stderr}");
 }
 
-/// Starts `iee standalone` on the in-memory backend and returns it with its address.
-fn spawn_standalone() -> (std::process::Child, String) {
-    let mut child = Command::new(bin_path("iee"))
-        .args([
+/// `iee standalone` on the in-memory backend.
+fn spawn_standalone() -> ServerProcess {
+    ServerProcess::spawn(
+        "iee",
+        &[
             "standalone",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
             "",
-        ])
-        .env("IEE_TELEMETRY__LOG_FILTER", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("iee starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("prints its address")
-        .to_owned();
-    (child, addr)
+        ],
+        &[],
+    )
 }
 
 #[test]
 fn grpcurl_finds_and_calls_the_service_through_reflection() {
-    let (mut child, addr) = spawn_standalone();
+    let iee = spawn_standalone();
+    let addr = iee.addr.clone();
     let grpcurl = |args: &[&str]| {
         let output = Command::new("grpcurl")
             .arg("-plaintext")
@@ -181,6 +165,5 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
         "iee.ingest.v1.TouchpointService/Ingest",
     ]);
     assert!(answer.contains("EVENT_STATUS_ACCEPTED"), "{answer}");
-    signal(child.id(), "TERM");
-    assert!(child.wait().unwrap().success());
+    assert!(iee.signal_and_wait_blocking("TERM").success());
 }

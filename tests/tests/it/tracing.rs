@@ -3,8 +3,6 @@
 //! carries the span's `traceparent` for the consumers that come later.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,7 +12,7 @@ use iee_api::{
     pb::common::LogRecord,
 };
 use iee_store::{EventLog, RedisConfig, RedisStore};
-use iee_test_support::{RedisServer, bin_path, signal, wait_until};
+use iee_test_support::{RedisServer, ServerProcess, wait_until};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
@@ -69,34 +67,24 @@ async fn ingest_span_joins_the_callers_trace_and_reaches_the_log() {
     });
 
     let redis = RedisServer::start();
-    let mut iee = Command::new(bin_path("iee"))
-        .args([
+    let otlp = format!("http://{collector_addr}");
+    let iee = ServerProcess::spawn(
+        "iee",
+        &[
             "standalone",
             "--listen",
             "127.0.0.1:0",
             "--metrics-listen",
             "",
-        ])
-        .args(["--redis-url", &redis.url()])
-        .env("IEE_TELEMETRY__LOG_FILTER", "warn")
-        .env(
-            "IEE_TELEMETRY__OTLP_ENDPOINT",
-            format!("http://{collector_addr}"),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(iee.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+        ],
+        &[
+            ("IEE_TELEMETRY__OTLP_ENDPOINT", &otlp),
+            ("IEE_STORE__BACKEND", "redis"),
+            ("IEE_STORE__REDIS__URL", &redis.url()),
+        ],
+    );
 
-    let mut client = TouchpointServiceClient::connect(format!("http://{addr}"))
+    let mut client = TouchpointServiceClient::connect(iee.endpoint())
         .await
         .unwrap();
     let mut request = tonic::Request::new(IngestRequest {
@@ -110,11 +98,7 @@ async fn ingest_span_joins_the_callers_trace_and_reaches_the_log() {
     assert_eq!(response.accepted, 3);
 
     // Shutdown flushes the exporter.
-    signal(iee.id(), "TERM");
-    let status = tokio::task::spawn_blocking(move || iee.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = iee.signal_and_wait("TERM").await;
     assert!(status.success());
     let spans = collector.spans.clone();
     let (name, trace_id, parent) = wait_until(Duration::from_secs(10), "the ingest span", || {
