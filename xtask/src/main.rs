@@ -22,7 +22,7 @@ struct Cli {
 enum Task {
     /// Everything CI checks: format, lints, build, all tests, the smoke load test.
     Ci,
-    /// `cargo fmt --check` and clippy with warnings denied.
+    /// `buf lint` of the contracts, `cargo fmt --check` and clippy with warnings denied.
     Lint,
     /// Builds the binaries (process tests spawn them) and runs every test.
     Test,
@@ -76,6 +76,7 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    proto_lint()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -86,6 +87,20 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ])
+}
+
+/// `buf lint` on the contracts: naming rules and a comment on every element.
+fn proto_lint() -> Result<()> {
+    eprintln!("$ buf lint (in proto/)");
+    let status = Command::new("buf")
+        .arg("lint")
+        .current_dir("proto")
+        .status()
+        .context("run buf (npm install --global @bufbuild/buf; .ci/run does it)")?;
+    if !status.success() {
+        bail!("buf lint found problems in proto/");
+    }
+    Ok(())
 }
 
 fn test() -> Result<()> {
