@@ -40,7 +40,7 @@ impl Default for TelemetryConfig {
         Self {
             log_filter: "info".to_owned(),
             log_format: LogFormat::Text,
-            metrics_listen: "127.0.0.1:9090".to_owned(),
+            metrics_listen: "127.0.0.1:9464".to_owned(),
             otlp_endpoint: String::new(),
             trace_sample_per_mille: 1000,
         }
