@@ -98,6 +98,7 @@ impl TestCluster {
             listen: "127.0.0.1:0".to_owned(),
             shutdown_grace_ms: 0,
             drain_timeout_ms: 2_000,
+            readiness_interval_ms: 100,
         })
         .await
         .expect("bind loopback");

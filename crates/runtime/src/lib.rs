@@ -4,5 +4,5 @@
 mod server;
 mod shutdown;
 
-pub use server::{GrpcServer, RuntimeError, ServerConfig};
+pub use server::{GrpcServer, ReadinessProbe, RuntimeError, ServerConfig};
 pub use shutdown::{Shutdown, wait_for_signal};

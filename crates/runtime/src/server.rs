@@ -1,7 +1,9 @@
 //! The gRPC server builder: services plus health and reflection on one listener, and the
 //! shutdown sequence (NOT_SERVING → grace period → stop accepting → drain with a deadline).
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{
+    convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 use tonic::{
@@ -26,6 +28,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// How long in-flight requests and streams may take to finish once the listener is closed.
     pub drain_timeout_ms: u64,
+    /// How often readiness probes run; a service whose probe fails reports NOT_SERVING.
+    pub readiness_interval_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +38,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:50051".to_owned(),
             shutdown_grace_ms: 0,
             drain_timeout_ms: 10_000,
+            readiness_interval_ms: 1_000,
         }
     }
 }
@@ -57,6 +62,9 @@ pub enum RuntimeError {
     Reflection(String),
 }
 
+/// Answers whether a service can do its work now (e.g. its store answers).
+pub type ReadinessProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
 /// A gRPC server under construction: add services, then [`GrpcServer::serve`].
 pub struct GrpcServer {
     incoming: TcpIncoming,
@@ -64,6 +72,7 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     health: HealthReporter,
     names: Vec<&'static str>,
+    probes: Vec<(&'static str, ReadinessProbe)>,
     config: ServerConfig,
 }
 
@@ -97,6 +106,7 @@ impl GrpcServer {
             routes,
             health,
             names: Vec::new(),
+            probes: Vec::new(),
             config: config.clone(),
         })
     }
@@ -119,6 +129,17 @@ impl GrpcServer {
     {
         self.names.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// Ties the health status of `service` (and the overall status, `""`) to `probe`, run every
+    /// `readiness_interval_ms` while serving.
+    pub fn add_readiness_probe(
+        &mut self,
+        service: &'static str,
+        probe: ReadinessProbe,
+    ) -> &mut Self {
+        self.probes.push((service, probe));
         self
     }
 
@@ -153,6 +174,14 @@ impl GrpcServer {
 
         set_all(&self.health, &self.names, ServingStatus::Serving).await;
         tracing::info!(addr = %self.local_addr, services = ?self.names, "grpc server serving");
+        let probing = (!self.probes.is_empty()).then(|| {
+            tokio::spawn(run_probes(
+                std::mem::take(&mut self.probes),
+                self.health.clone(),
+                Duration::from_millis(self.config.readiness_interval_ms.max(1)),
+                shutdown.clone(),
+            ))
+        });
 
         let health = self.health.clone();
         let names = self.names.clone();
@@ -163,6 +192,10 @@ impl GrpcServer {
             let shutdown = shutdown.clone();
             async move {
                 shutdown.wait().await;
+                // The probe loop ends on shutdown; wait for it so it cannot report SERVING again.
+                if let Some(probing) = probing {
+                    let _ = probing.await;
+                }
                 set_all(&health, &names, ServingStatus::NotServing).await;
                 tracing::info!(grace_ms = grace.as_millis(), "shutdown: not serving");
                 tokio::time::sleep(grace).await;
@@ -183,6 +216,50 @@ impl GrpcServer {
                 tracing::warn!(drain_ms = drain.as_millis(), "shutdown: drain deadline passed, closing remaining calls");
                 Ok(())
             }
+        }
+    }
+}
+
+/// Runs every probe each `interval` until shutdown, and publishes the results.
+async fn run_probes(
+    probes: Vec<(&'static str, ReadinessProbe)>,
+    health: HealthReporter,
+    interval: Duration,
+    shutdown: Shutdown,
+) {
+    let mut last: Vec<Option<bool>> = vec![None; probes.len()];
+    loop {
+        let mut all_ready = true;
+        for (i, (service, probe)) in probes.iter().enumerate() {
+            let ready = tokio::select! {
+                () = shutdown.wait() => return,
+                ready = probe() => ready,
+            };
+            all_ready &= ready;
+            if last[i] != Some(ready) {
+                if ready {
+                    tracing::info!(service, "ready");
+                } else {
+                    tracing::warn!(service, "not ready: readiness probe failed");
+                }
+                last[i] = Some(ready);
+            }
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status(*service, status).await;
+        }
+        let overall = if all_ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set_service_status("", overall).await;
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
         }
     }
 }

@@ -8,6 +8,7 @@ use iee_config::ClusterConfig;
 use iee_runtime::GrpcServer;
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
+use tonic::server::NamedService;
 
 use crate::{
     IngestConfig, IngestError, grpc::TouchpointGrpc, metrics::IngestMetrics, service::Ingestor,
@@ -42,7 +43,7 @@ impl IngestNode {
         }
     }
 
-    /// Adds `TouchpointService` to `server`.
+    /// Adds `TouchpointService` to `server`, NOT_SERVING while the event log is unreachable.
     pub fn register(&self, server: &mut GrpcServer) {
         let max = self.ingestor.config().max_message_bytes;
         server.add_service(
@@ -51,6 +52,14 @@ impl IngestNode {
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
+        );
+        let ingestor = self.ingestor.clone();
+        server.add_readiness_probe(
+            <TouchpointServiceServer<TouchpointGrpc> as NamedService>::NAME,
+            Arc::new(move || {
+                let ingestor = ingestor.clone();
+                Box::pin(async move { ingestor.ping().await.is_ok() })
+            }),
         );
     }
 

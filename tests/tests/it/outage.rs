@@ -6,6 +6,9 @@ use std::time::Duration;
 use iee_api::ingest::{EventStatus, IngestError, IngestRequest, TouchpointApi};
 use iee_test_support::signal;
 use iee_tests::{Backend, TestCluster, event, events_for};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_unavailable_and_ingestion_resumes_after_restart() {
@@ -149,4 +152,35 @@ async fn work_piling_up_is_refused_with_resource_exhausted() {
         .unwrap()
         .expect("the stuck batch completes once Redis resumes");
     assert_eq!(first.into_inner().accepted, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_event_log() {
+    let mut cluster = TestCluster::start(Backend::Redis).await;
+    let mut health = HealthClient::new(cluster.channel().await);
+    let mut expect = async |want: ServingStatus, what: &str| {
+        for service in ["", "iee.ingest.v1.TouchpointService"] {
+            let health = &mut health;
+            iee_test_support::wait_until(Duration::from_secs(15), what, || {
+                let mut health = health.clone();
+                async move {
+                    let status = health
+                        .check(HealthCheckRequest {
+                            service: service.into(),
+                        })
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .status;
+                    (status == want as i32).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+    expect(ServingStatus::Serving, "SERVING at start").await;
+    cluster.redis_mut().kill();
+    expect(ServingStatus::NotServing, "NOT_SERVING while Redis is down").await;
+    cluster.redis_mut().restart();
+    expect(ServingStatus::Serving, "SERVING once Redis is back").await;
 }
