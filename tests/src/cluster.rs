@@ -53,9 +53,10 @@ impl TestCluster {
         Self::start_with(backend, IngestConfig::default()).await
     }
 
-    /// Starts a node with `config`.
+    /// Starts a node with `config`. Redis replies may take 5 s before a request fails, so a
+    /// busy test machine does not turn into spurious UNAVAILABLE answers.
     pub async fn start_with(backend: Backend, config: IngestConfig) -> Self {
-        Self::start_custom(backend, config, 1_000).await
+        Self::start_custom(backend, config, 5_000).await
     }
 
     /// Starts a node with `config` and the given Redis reply timeout.

@@ -213,10 +213,16 @@ fn check_occurred_at(event: &Event, limits: &Limits, now: SystemTime) -> Result<
             "must be a valid time after 1970-01-01T00:00:00Z",
         ));
     }
-    let occurred = UNIX_EPOCH
-        + Duration::from_secs(ts.seconds.unsigned_abs())
-        + Duration::from_nanos(u64::from(ts.nanos.unsigned_abs()));
-    if let Ok(ahead) = occurred.duration_since(now)
+    // Checked: a client may send any i64, and SystemTime addition panics on overflow.
+    let ahead = UNIX_EPOCH
+        .checked_add(Duration::new(
+            ts.seconds.unsigned_abs(),
+            ts.nanos.unsigned_abs(),
+        ))
+        .map_or(Some(Duration::MAX), |occurred| {
+            occurred.duration_since(now).ok()
+        });
+    if let Some(ahead) = ahead
         && ahead > limits.max_future_skew
     {
         return Err(reject(
@@ -371,6 +377,12 @@ mod tests {
         assert!(validate_event(&event_at(1_000_300), &limits(), now).is_ok());
         let err = validate_event(&event_at(1_000_301), &limits(), now).unwrap_err();
         assert_eq!(err.field, "occurred_at");
+        assert_eq!(err.code, RejectionCode::FutureTimestamp as i32);
+    }
+
+    #[test]
+    fn absurdly_far_future_is_rejected_not_a_panic() {
+        let err = validate_event(&event_at(i64::MAX), &limits(), SystemTime::now()).unwrap_err();
         assert_eq!(err.code, RejectionCode::FutureTimestamp as i32);
     }
 

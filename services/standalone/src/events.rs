@@ -254,3 +254,65 @@ async fn send(
     }
     Ok(rejected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> anyhow::Result<Event> {
+        serde_json::from_str::<JsonEvent>(line)
+            .map_err(anyhow::Error::from)
+            .and_then(JsonEvent::into_event)
+    }
+
+    #[test]
+    fn lower_case_names_map_to_the_enums() {
+        let event = parse(
+            r#"{"event_id":"e","tenant_id":"t","customer_id":"c","type":"survey_response",
+                "channel":"support","journey_stage":"churn_risk","occurred_at":"2026-01-02T03:04:05Z",
+                "survey":{"kind":"csat","score":4},"properties":{"n":1.5,"b":true,"s":"x"},
+                "value":{"amount_minor":-100,"currency":"EUR"},"sequence":9}"#,
+        )
+        .unwrap();
+        assert_eq!(event.channel, Channel::Support as i32);
+        assert_eq!(event.journey_stage, JourneyStage::ChurnRisk as i32);
+        assert_eq!(event.survey.unwrap().kind, SurveyKind::Csat as i32);
+        assert_eq!(event.occurred_at.unwrap().seconds, 1_767_323_045);
+        assert_eq!(event.properties.len(), 3);
+        assert_eq!(event.value.unwrap().amount_minor, -100);
+        assert_eq!(event.sequence, Some(9));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let base = r#""event_id":"e","tenant_id":"t","customer_id":"c","type":"click""#;
+        for (extra, field) in [
+            (r#","channel":"fax""#, "channel"),
+            (
+                r#","channel":"web","journey_stage":"bored""#,
+                "journey_stage",
+            ),
+            (
+                r#","channel":"web","occurred_at":"yesterday""#,
+                "occurred_at",
+            ),
+            (r#","channel":"web","properties":{"k":[1]}"#, "properties.k"),
+            (
+                r#","channel":"web","survey":{"kind":"stars","score":1}"#,
+                "survey.kind",
+            ),
+        ] {
+            let err = parse(&format!("{{{base}{extra}}}")).unwrap_err();
+            assert!(format!("{err:#}").starts_with(field), "{field}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_json_keys_are_refused() {
+        let err = parse(
+            r#"{"event_id":"e","tenant_id":"t","type":"click","channel":"web","chanel":"x"}"#,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("chanel"), "{err:#}");
+    }
+}

@@ -54,7 +54,8 @@ async fn redis_down_is_unavailable_and_ingestion_resumes_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_redis_times_out_and_the_retry_appends_exactly_once() {
-    let mut cluster = TestCluster::start(Backend::Redis).await;
+    let config = iee_ingest::IngestConfig::default();
+    let mut cluster = TestCluster::start_custom(Backend::Redis, config, 1_000).await;
     let client = cluster.client().await;
     let pid = cluster.redis_mut().pid().unwrap();
 

@@ -83,6 +83,7 @@ fn cases() -> Vec<Case> {
         Case { name: "unknown journey stage", mutate: |e| e.journey_stage = 42, expect: Some(("journey_stage", UnknownEnum)) },
         Case { name: "no occurred_at", mutate: |e| e.occurred_at = None, expect: Some(("occurred_at", MissingField)) },
         Case { name: "far future", mutate: |e| e.occurred_at = at_offset(3600), expect: Some(("occurred_at", FutureTimestamp)) },
+        Case { name: "year 292 billion", mutate: |e| e.occurred_at = Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }), expect: Some(("occurred_at", FutureTimestamp)) },
         Case { name: "before 1970", mutate: |e| e.occurred_at = Some(prost_types::Timestamp { seconds: -1, nanos: 0 }), expect: Some(("occurred_at", OutOfRange)) },
         Case { name: "65 properties", mutate: |e| { for i in 0..65 { e.properties.insert(format!("k{i}"), prop(Kind::BoolValue(true))); } }, expect: Some(("properties", TooLarge)) },
         Case { name: "empty property key", mutate: |e| { e.properties.insert(String::new(), prop(Kind::BoolValue(true))); }, expect: Some(("properties[\"\"]", InvalidValue)) },
