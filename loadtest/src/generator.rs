@@ -316,24 +316,13 @@ fn fill(e: &mut Event, kind: Builtin, rng: &mut SmallRng, n: u64) {
             );
             prop(e, "os", text(*pick(rng, &["ios", "android"])));
         }
-        Builtin::EmailOpen | Builtin::EmailClick => {
-            set(e, Channel::Email, "newsletter");
-            prop(
-                e,
-                "campaign_id",
-                text(format!("cmp-{}", rng.random_range(0..20u32))),
-            );
-        }
-        Builtin::SmsClick => {
-            set(e, Channel::Sms, "sms-offer");
-            prop(
-                e,
-                "campaign_id",
-                text(format!("cmp-{}", rng.random_range(0..20u32))),
-            );
-        }
-        Builtin::PushOpen => {
-            set(e, Channel::Push, "push-offer");
+        Builtin::EmailOpen | Builtin::EmailClick | Builtin::SmsClick | Builtin::PushOpen => {
+            let (channel, touchpoint) = match kind {
+                Builtin::SmsClick => (Channel::Sms, "sms-offer"),
+                Builtin::PushOpen => (Channel::Push, "push-offer"),
+                _ => (Channel::Email, "newsletter"),
+            };
+            set(e, channel, touchpoint);
             prop(
                 e,
                 "campaign_id",

@@ -6,3 +6,21 @@ mod events;
 
 pub use cluster::{Backend, TEST_SHARDS, TestCluster};
 pub use events::{event, events_for, valid_event};
+
+use iee_test_support::ServerProcess;
+
+/// `iee standalone` as a process on a free loopback port, metrics off, with extra `envs`
+/// (in-memory backend unless they say otherwise).
+pub fn spawn_standalone(envs: &[(&str, &str)]) -> ServerProcess {
+    ServerProcess::spawn(
+        "iee",
+        &[
+            "standalone",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "",
+        ],
+        envs,
+    )
+}

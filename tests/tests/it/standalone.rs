@@ -4,15 +4,15 @@
 use std::{io::Write, process::Command};
 
 use iee_api::ingest::{IngestRequest, TouchpointApi, TouchpointClient};
-use iee_test_support::{ServerProcess, bin_path};
-use iee_tests::events_for;
+use iee_test_support::bin_path;
+use iee_tests::{events_for, spawn_standalone};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_serves_ingests_and_exits_zero_on_sigterm() {
-    let iee = spawn_standalone();
+    let iee = spawn_standalone(&[]);
     let addr = iee.addr.clone();
     let endpoint = iee.endpoint();
 
@@ -119,24 +119,9 @@ fn a_bad_config_value_is_named_and_refused() {
     assert!(stderr.contains("ingest.max_batch_events"), "{stderr}");
 }
 
-/// `iee standalone` on the in-memory backend.
-fn spawn_standalone() -> ServerProcess {
-    ServerProcess::spawn(
-        "iee",
-        &[
-            "standalone",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-        ],
-        &[],
-    )
-}
-
 #[test]
 fn grpcurl_finds_and_calls_the_service_through_reflection() {
-    let iee = spawn_standalone();
+    let iee = spawn_standalone(&[]);
     let addr = iee.addr.clone();
     let grpcurl = |args: &[&str]| {
         let output = Command::new("grpcurl")

@@ -12,7 +12,8 @@ use iee_api::{
     pb::common::LogRecord,
 };
 use iee_store::{EventLog, RedisConfig, RedisStore};
-use iee_test_support::{RedisServer, ServerProcess, wait_until};
+use iee_test_support::{RedisServer, wait_until};
+use iee_tests::spawn_standalone;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
@@ -68,21 +69,11 @@ async fn ingest_span_joins_the_callers_trace_and_reaches_the_log() {
 
     let redis = RedisServer::start();
     let otlp = format!("http://{collector_addr}");
-    let iee = ServerProcess::spawn(
-        "iee",
-        &[
-            "standalone",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-        ],
-        &[
-            ("IEE_TELEMETRY__OTLP_ENDPOINT", &otlp),
-            ("IEE_STORE__BACKEND", "redis"),
-            ("IEE_STORE__REDIS__URL", &redis.url()),
-        ],
-    );
+    let iee = spawn_standalone(&[
+        ("IEE_TELEMETRY__OTLP_ENDPOINT", &otlp),
+        ("IEE_STORE__BACKEND", "redis"),
+        ("IEE_STORE__REDIS__URL", &redis.url()),
+    ]);
 
     let mut client = TouchpointServiceClient::connect(iee.endpoint())
         .await
