@@ -11,7 +11,7 @@ use iee_api::{
         EventResult, EventStatus, IdentifyRequest, IdentifyResponse, IngestError, IngestRequest,
         IngestResponse, ListRejectedRequest, ListRejectedResponse, RejectedEvent, TouchpointApi,
     },
-    pb::common::{DeadLetter, Event, LogRecord, Rejection, RejectionCode},
+    pb::common::{Channel, DeadLetter, Event, LogRecord, Rejection, RejectionCode},
     shard::{customer_key, shard_of, shard_of_event},
 };
 use iee_store::{AppendOutcome, AppendRequest, LinkOutcome, StoreError, Stores};
@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use crate::{
     IngestConfig,
     metrics::{IngestMetrics, OutcomeLabels, RpcLabel},
-    validate::{Limits, check_id, valid_tenant, validate_event},
+    validate::{Limits, check_id, check_occurred_at, valid_tenant, validate_event},
 };
 
 /// Tenant bucket for events rejected before their tenant could be trusted.
@@ -274,7 +274,8 @@ impl Ingestor {
         Ok(response)
     }
 
-    fn check_identify(request: &IdentifyRequest) -> Result<(), IngestError> {
+    /// Everything is checked before anything is written, so a bad request links nothing.
+    fn check_identify(&self, request: &IdentifyRequest) -> Result<(), IngestError> {
         let as_error = |r: Rejection| IngestError::invalid(r.field, r.reason);
         if !valid_tenant(&request.tenant_id) {
             return Err(IngestError::invalid(
@@ -285,7 +286,23 @@ impl Ingestor {
         check_id("anonymous_id", &request.anonymous_id, true, false).map_err(as_error)?;
         check_id("customer_id", &request.customer_id, true, false).map_err(as_error)?;
         check_id("event_id", &request.event_id, false, true).map_err(as_error)?;
-        check_id("method", &request.method, false, false).map_err(as_error)
+        check_id("method", &request.method, false, false).map_err(as_error)?;
+        // Unspecified is allowed here (identification may happen outside any channel).
+        if Channel::try_from(request.channel).is_err() {
+            return Err(IngestError::invalid(
+                "channel",
+                format!("unknown channel {}", request.channel),
+            ));
+        }
+        if request.occurred_at.is_some() {
+            check_occurred_at(
+                request.occurred_at.as_ref(),
+                &self.limits,
+                SystemTime::now(),
+            )
+            .map_err(as_error)?;
+        }
+        Ok(())
     }
 }
 
@@ -298,7 +315,7 @@ impl TouchpointApi for Ingestor {
     }
 
     async fn identify(&self, request: IdentifyRequest) -> Result<IdentifyResponse, IngestError> {
-        Self::check_identify(&request)?;
+        self.check_identify(&request)?;
         let outcome = self
             .stores
             .identities

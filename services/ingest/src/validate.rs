@@ -161,7 +161,7 @@ pub fn validate_event(event: &Event, limits: &Limits, now: SystemTime) -> Result
             format!("unknown journey stage {}", event.journey_stage),
         ));
     }
-    check_occurred_at(event, limits, now)?;
+    check_occurred_at(event.occurred_at.as_ref(), limits, now)?;
     check_properties(event, limits)?;
     if let Some(value) = &event.value {
         if value.currency.is_empty() {
@@ -198,8 +198,13 @@ pub fn validate_event(event: &Event, limits: &Limits, now: SystemTime) -> Result
     check_survey(event)
 }
 
-fn check_occurred_at(event: &Event, limits: &Limits, now: SystemTime) -> Result<(), Rejection> {
-    let Some(ts) = &event.occurred_at else {
+/// Checks a required `occurred_at`: after 1970, at most the allowed clock skew ahead of `now`.
+pub fn check_occurred_at(
+    occurred_at: Option<&prost_types::Timestamp>,
+    limits: &Limits,
+    now: SystemTime,
+) -> Result<(), Rejection> {
+    let Some(ts) = occurred_at else {
         return Err(reject(
             "occurred_at",
             RejectionCode::MissingField,

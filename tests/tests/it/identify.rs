@@ -74,6 +74,23 @@ async fn identify_names_the_missing_field(backend: Backend) {
             },
             "tenant_id",
         ),
+        (
+            IdentifyRequest {
+                channel: 99,
+                ..link("v-1", "c-1")
+            },
+            "channel",
+        ),
+        (
+            IdentifyRequest {
+                occurred_at: Some(prost_types::Timestamp {
+                    seconds: i64::MAX,
+                    nanos: 0,
+                }),
+                ..link("v-1", "c-1")
+            },
+            "occurred_at",
+        ),
     ] {
         match client.identify(request).await {
             Err(IngestError::InvalidArgument { field: got, .. }) => assert_eq!(got, field),
@@ -81,6 +98,8 @@ async fn identify_names_the_missing_field(backend: Backend) {
         }
     }
     assert!(cluster.log_records().await.is_empty());
+    // Nothing was linked by the refused requests either.
+    assert!(client.identify(link("v-1", "c-2")).await.unwrap().created);
 }
 
 crate::on_both_backends!(
