@@ -87,12 +87,14 @@ impl TestCluster {
             stores.log.ping().await.expect("the test's store answers");
         }
         let metrics = MetricsRegistry::default();
+        let shutdown = Shutdown::new();
         let ingest = IngestNode::build(
             config,
             &cluster,
             IngestDeps {
                 stores: stores.clone(),
                 metrics: metrics.clone(),
+                shutdown: shutdown.clone(),
             },
         );
         let mut server = GrpcServer::bind(&ServerConfig {
@@ -105,7 +107,6 @@ impl TestCluster {
         .expect("bind loopback");
         ingest.register(&mut server);
         let addr = server.local_addr();
-        let shutdown = Shutdown::new();
         let serving = shutdown.clone();
         let handle = tokio::spawn(async move {
             server.serve(serving).await.expect("test server runs");
@@ -181,6 +182,11 @@ impl TestCluster {
     /// The test's Redis (panics on the memory backend).
     pub fn redis_mut(&mut self) -> &mut RedisServer {
         self.redis.as_mut().expect("this test runs on Redis")
+    }
+
+    /// Starts the server's shutdown sequence without waiting for it.
+    pub fn trigger_shutdown(&self) {
+        self.shutdown.trigger();
     }
 
     /// Stops the server.

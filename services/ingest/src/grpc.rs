@@ -13,12 +13,15 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use iee_runtime::Shutdown;
+
 use crate::service::{Admission, Ingestor};
 
 /// Adapter from the generated gRPC trait to the ingest logic.
 #[derive(Debug, Clone)]
 pub(crate) struct TouchpointGrpc {
     pub(crate) ingestor: Arc<Ingestor>,
+    pub(crate) shutdown: Shutdown,
 }
 
 fn code_name(code: tonic::Code) -> &'static str {
@@ -101,9 +104,18 @@ impl TouchpointService for TouchpointGrpc {
 
         let reader_acks = ack_tx.clone();
         let reader_gauge = in_flight.clone();
+        let stop = self.shutdown.clone();
         tokio::spawn(async move {
             loop {
-                match inbound.message().await {
+                // On shutdown, stop reading: the batches already read are appended and
+                // acknowledged, then the response stream ends cleanly and the client sends the
+                // rest to another replica (duplicates are detected).
+                let next = tokio::select! {
+                    biased;
+                    () = stop.wait() => break,
+                    next = inbound.message() => next,
+                };
+                match next {
                     Ok(Some(batch)) => {
                         reader_gauge.inc();
                         if batch_tx.send(batch).await.is_err() {

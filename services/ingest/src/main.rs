@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         IngestDeps {
             stores,
             metrics: registry.clone(),
+            shutdown: shutdown.clone(),
         },
     );
     if let Err(err) = node.readiness().await {

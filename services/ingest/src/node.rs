@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use iee_api::ingest::{TouchpointClient, touchpoint_service_server::TouchpointServiceServer};
 use iee_config::ClusterConfig;
-use iee_runtime::GrpcServer;
+use iee_runtime::{GrpcServer, Shutdown};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
 use tonic::server::NamedService;
@@ -21,12 +21,15 @@ pub struct IngestDeps {
     pub stores: Stores,
     /// Where the node registers its metrics.
     pub metrics: MetricsRegistry,
+    /// The process's shutdown token: open streams stop reading when it triggers.
+    pub shutdown: Shutdown,
 }
 
 /// The ingest service, ready to be registered on a server or called in-process.
 #[derive(Debug, Clone)]
 pub struct IngestNode {
     ingestor: Arc<Ingestor>,
+    shutdown: Shutdown,
 }
 
 impl IngestNode {
@@ -40,6 +43,7 @@ impl IngestNode {
                 deps.stores,
                 metrics,
             )),
+            shutdown: deps.shutdown,
         }
     }
 
@@ -49,6 +53,7 @@ impl IngestNode {
         server.add_service(
             TouchpointServiceServer::new(TouchpointGrpc {
                 ingestor: self.ingestor.clone(),
+                shutdown: self.shutdown.clone(),
             })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),

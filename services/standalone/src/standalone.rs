@@ -52,6 +52,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         IngestDeps {
             stores,
             metrics: registry.clone(),
+            shutdown: shutdown.clone(),
         },
     );
     if let Err(err) = ingest.readiness().await {

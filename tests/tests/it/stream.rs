@@ -101,9 +101,41 @@ async fn bad_batch_fails_in_band_and_the_stream_goes_on(backend: Backend) {
     assert_eq!(cluster.log_records().await.len(), 10);
 }
 
+async fn shutdown_acks_what_was_read_and_ends_the_stream_cleanly(backend: Backend) {
+    let cluster = TestCluster::start(backend).await;
+    let mut grpc = cluster.grpc().await;
+    let (tx, rx) = mpsc::channel::<IngestStreamRequest>(8);
+    let mut acks = grpc
+        .ingest_stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    for b in 0..3u64 {
+        tx.send(IngestStreamRequest {
+            batch_id: b,
+            events: events_for(&format!("sd{b}"), 10),
+        })
+        .await
+        .unwrap();
+        let ack = acks.next().await.unwrap().unwrap();
+        assert_eq!((ack.batch_id, ack.accepted), (b, 10));
+    }
+
+    cluster.trigger_shutdown();
+    // The sender is still open; the server must end the stream itself, cleanly (no error), and
+    // not by having the connection cut at the drain deadline.
+    let end = tokio::time::timeout(Duration::from_secs(30), acks.next())
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none(), "the stream ends without an error: {end:?}");
+    assert_eq!(cluster.log_records().await.len(), 30);
+    drop(tx);
+}
+
 crate::on_both_backends!(
     stream_acks_batches_in_order_and_keeps_customer_order,
     bad_batch_fails_in_band_and_the_stream_goes_on,
+    shutdown_acks_what_was_read_and_ends_the_stream_cleanly,
 );
 
 fn gauge(text: &str, name: &str) -> i64 {
