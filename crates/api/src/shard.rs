@@ -20,11 +20,6 @@ pub fn customer_key(customer_id: &str, anonymous_id: &str) -> String {
     }
 }
 
-/// The routing key of an event (see [`customer_key`]).
-pub fn event_key(event: &Event) -> String {
-    customer_key(&event.customer_id, &event.anonymous_id)
-}
-
 /// The shard of `(tenant_id, key)` among `shard_count` shards.
 ///
 /// # Panics
@@ -33,7 +28,8 @@ pub fn shard_of(tenant_id: &str, key: &str, shard_count: u32) -> u32 {
     hash_parts(tenant_id, &[key.as_bytes()], shard_count)
 }
 
-/// The shard of an event; the same as `shard_of(tenant, event_key(event))`, without allocating.
+/// The shard of an event: `shard_of(tenant, customer_key(customer_id, anonymous_id))`, without
+/// allocating.
 pub fn shard_of_event(event: &Event, shard_count: u32) -> u32 {
     if event.customer_id.is_empty() {
         hash_parts(

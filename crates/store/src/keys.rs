@@ -5,11 +5,6 @@
 /// Prefix of every key, so an IEE installation can share a Redis with other users.
 pub const PREFIX: &str = "iee";
 
-/// The hash tag of a shard.
-pub fn shard_tag(shard: u32) -> String {
-    format!("{{s{shard}}}")
-}
-
 /// The event log of a shard (a stream; entries have one field `r`, an encoded `LogRecord`).
 pub fn log(shard: u32) -> String {
     format!("{PREFIX}:{{s{shard}}}:log")

@@ -38,15 +38,20 @@ fn code_name(code: tonic::Code) -> &'static str {
 }
 
 impl TouchpointGrpc {
-    async fn call<T>(
+    /// Runs one unary RPC: its span (continuing the caller's trace), its RED metrics, logging
+    /// of internal and log failures, and the error-to-status mapping.
+    async fn call<Req, T, Fut>(
         &self,
         rpc: &'static str,
-        metadata: &tonic::metadata::MetadataMap,
-        work: impl std::future::Future<Output = Result<T, IngestError>>,
-    ) -> Result<Response<T>, Status> {
+        request: Request<Req>,
+        work: impl FnOnce(Req) -> Fut,
+    ) -> Result<Response<T>, Status>
+    where
+        Fut: std::future::Future<Output = Result<T, IngestError>>,
+    {
         let timer = self.ingestor.metrics.rpc.start(rpc);
-        let span = iee_telemetry::rpc_span("ingest", rpc, metadata);
-        let result = work.instrument(span).await;
+        let span = iee_telemetry::rpc_span("ingest", rpc, request.metadata());
+        let result = work(request.into_inner()).instrument(span).await;
         match result {
             Ok(response) => {
                 timer.finish("OK");
@@ -77,13 +82,8 @@ impl TouchpointService for TouchpointGrpc {
         &self,
         request: Request<IngestRequest>,
     ) -> Result<Response<IngestResponse>, Status> {
-        let metadata = request.metadata().clone();
-        self.call(
-            "Ingest",
-            &metadata,
-            self.ingestor.ingest(request.into_inner()),
-        )
-        .await
+        self.call("Ingest", request, |r| self.ingestor.ingest(r))
+            .await
     }
 
     type IngestStreamStream = AckStream;
@@ -190,25 +190,15 @@ impl TouchpointService for TouchpointGrpc {
         &self,
         request: Request<IdentifyRequest>,
     ) -> Result<Response<IdentifyResponse>, Status> {
-        let metadata = request.metadata().clone();
-        self.call(
-            "Identify",
-            &metadata,
-            self.ingestor.identify(request.into_inner()),
-        )
-        .await
+        self.call("Identify", request, |r| self.ingestor.identify(r))
+            .await
     }
 
     async fn list_rejected(
         &self,
         request: Request<ListRejectedRequest>,
     ) -> Result<Response<ListRejectedResponse>, Status> {
-        let metadata = request.metadata().clone();
-        self.call(
-            "ListRejected",
-            &metadata,
-            self.ingestor.list_rejected(request.into_inner()),
-        )
-        .await
+        self.call("ListRejected", request, |r| self.ingestor.list_rejected(r))
+            .await
     }
 }

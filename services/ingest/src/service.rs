@@ -275,7 +275,11 @@ impl Ingestor {
     }
 
     /// Everything is checked before anything is written, so a bad request links nothing.
-    fn check_identify(&self, request: &IdentifyRequest) -> Result<(), IngestError> {
+    fn check_identify(
+        &self,
+        request: &IdentifyRequest,
+        now: SystemTime,
+    ) -> Result<(), IngestError> {
         let as_error = |r: Rejection| IngestError::invalid(r.field, r.reason);
         if !valid_tenant(&request.tenant_id) {
             return Err(IngestError::invalid(
@@ -295,12 +299,7 @@ impl Ingestor {
             ));
         }
         if request.occurred_at.is_some() {
-            check_occurred_at(
-                request.occurred_at.as_ref(),
-                &self.limits,
-                SystemTime::now(),
-            )
-            .map_err(as_error)?;
+            check_occurred_at(request.occurred_at.as_ref(), &self.limits, now).map_err(as_error)?;
         }
         Ok(())
     }
@@ -315,7 +314,8 @@ impl TouchpointApi for Ingestor {
     }
 
     async fn identify(&self, request: IdentifyRequest) -> Result<IdentifyResponse, IngestError> {
-        self.check_identify(&request)?;
+        let now = SystemTime::now();
+        self.check_identify(&request, now)?;
         let outcome = self
             .stores
             .identities
@@ -362,11 +362,7 @@ impl TouchpointApi for Ingestor {
             anonymous_id: request.anonymous_id.clone(),
             r#type: "identify".to_owned(),
             channel: request.channel,
-            occurred_at: Some(
-                request
-                    .occurred_at
-                    .unwrap_or_else(|| now_timestamp(SystemTime::now())),
-            ),
+            occurred_at: Some(request.occurred_at.unwrap_or_else(|| now_timestamp(now))),
             properties,
             ..Default::default()
         };
@@ -377,7 +373,7 @@ impl TouchpointApi for Ingestor {
         );
         let payload = LogRecord {
             event: Some(event),
-            received_at: Some(now_timestamp(SystemTime::now())),
+            received_at: Some(now_timestamp(now)),
             traceparent: iee_telemetry::current_traceparent(),
         }
         .encode_to_vec();
