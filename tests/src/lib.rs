@@ -3,9 +3,11 @@
 
 mod cluster;
 mod events;
+mod profile_nodes;
 
 pub use cluster::{Backend, TEST_SHARDS, TestCluster};
 pub use events::{event, events_for, valid_event};
+pub use profile_nodes::{ProfileNodes, ProfileProcess, metric_value};
 
 use iee_test_support::ServerProcess;
 

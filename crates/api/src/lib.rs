@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod pb;
+pub mod profile;
 pub mod shard;
 
 /// Encoded `FileDescriptorSet` of every IEE proto, served by gRPC reflection.

@@ -1,6 +1,6 @@
 //! Every Redis key IEE writes, in one place. Keys of a shard share the hash tag `{s<n>}` and
 //! keys of a tenant the tag `{t:<tenant>}`, so multi-key scripts stay within one slot on Redis
-//! Cluster.
+//! Cluster (the membership keys share `{members}`).
 
 /// Prefix of every key, so an IEE installation can share a Redis with other users.
 pub const PREFIX: &str = "iee";
@@ -25,10 +25,68 @@ pub fn identity_link(tenant_id: &str, anonymous_id: &str) -> String {
     format!("{PREFIX}:{{t:{tenant_id}}}:anon:{anonymous_id}")
 }
 
+/// The epoch of a shard: an integer that only grows, one step per lease acquisition (the
+/// fencing token). Never expires.
+pub fn epoch(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:epoch")
+}
+
+/// The lease of a shard: `<node_id>|<epoch>|<address>`, expiring (`PX`) unless renewed.
+pub fn lease(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:lease")
+}
+
+/// The profile consumer's checkpoint of a shard's log (a log offset).
+pub fn checkpoint(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:ckpt")
+}
+
+/// The acknowledged log offset of each consumer of a shard's log (a hash consumer → offset).
+/// Trimming never passes the smallest.
+pub fn acks(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:acks")
+}
+
+/// The encoded profile of one customer of a shard.
+pub fn profile(shard: u32, tenant_id: &str, key: &str) -> String {
+    format!("{PREFIX}:{{s{shard}}}:p:{tenant_id}:{key}")
+}
+
+/// The durable timers of a shard (a sorted set: member → due time, Unix milliseconds).
+pub fn timers(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:timers")
+}
+
+/// The signal history of a shard (a stream; entries have one field `s`, an encoded signal),
+/// trimmed by age on every append.
+pub fn signals(shard: u32) -> String {
+    format!("{PREFIX}:{{s{shard}}}:signals")
+}
+
+/// The erasure tombstone of one customer (holds the erasure time, Unix milliseconds). Named by
+/// a 128-bit xxh3 hash of the customer key, so no key left behind by an erasure names the
+/// customer.
+pub fn erased(shard: u32, tenant_id: &str, key: &str) -> String {
+    let hash = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
+    format!("{PREFIX}:{{s{shard}}}:erased:{tenant_id}:{hash:032x}")
+}
+
+/// Live profile nodes: a sorted set node id → expiry (Redis server time, Unix milliseconds).
+pub fn members_live() -> String {
+    format!("{PREFIX}:{{members}}:live")
+}
+
+/// Addresses of profile nodes: a hash node id → `host:port`.
+pub fn members_addr() -> String {
+    format!("{PREFIX}:{{members}}:addr")
+}
+
 /// Field of a log entry holding the encoded record.
 pub const LOG_FIELD: &str = "r";
 /// Field of a dead-letter entry holding the encoded dead letter.
 pub const DEAD_LETTER_FIELD: &str = "d";
+/// Field of a signal-history entry holding the encoded signal.
+pub const SIGNAL_FIELD: &str = "s";
 
 #[cfg(test)]
 mod tests {
@@ -40,5 +98,25 @@ mod tests {
         assert_eq!(dedup(7, "acme", "e-1"), "iee:{s7}:dedup:acme:e-1");
         // An event id with braces does not change the slot: the first tag wins.
         assert!(dedup(7, "acme", "{x}").starts_with("iee:{s7}:"));
+        for key in [
+            epoch(7),
+            lease(7),
+            checkpoint(7),
+            acks(7),
+            profile(7, "acme", "c-1"),
+            timers(7),
+            signals(7),
+            erased(7, "acme", "c-1"),
+        ] {
+            assert!(key.starts_with("iee:{s7}:"), "{key}");
+        }
+        assert_eq!(members_live()[..14], members_addr()[..14]);
+    }
+
+    #[test]
+    fn tombstone_key_does_not_name_the_customer() {
+        let key = erased(3, "acme", "jane.doe@example.com");
+        assert!(!key.contains("jane"), "{key}");
+        assert_ne!(key, erased(3, "acme", "john.doe@example.com"));
     }
 }

@@ -1,6 +1,7 @@
 //! Storage behind traits: the per-shard event log with atomic deduplication, per-tenant dead
-//! letters and identity links, each with a Redis (production) and an in-memory (standalone,
-//! tests) implementation. Every Redis key name is built in [`keys`].
+//! letters, identity links, and the profile service's membership, shard leases and fenced shard
+//! state, each with a Redis (production) and an in-memory (standalone, tests) implementation.
+//! Every Redis key name is built in [`keys`].
 
 mod config;
 mod dead_letters;
@@ -10,6 +11,7 @@ mod identity;
 pub mod keys;
 mod memory;
 mod redis;
+mod shards;
 
 use std::sync::Arc;
 
@@ -20,6 +22,10 @@ pub use event_log::{AppendOutcome, AppendRequest, EventLog, LogEntry};
 pub use identity::{IdentityLinks, LinkOutcome};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+pub use shards::{
+    Acquire, Lease, LogConsumer, Member, Membership, PROFILE_CONSUMER, ProfileKey, ShardLeases,
+    ShardOwner, ShardState, ShardWrite, Timer, WriteOutcome,
+};
 
 /// The stores a service is built with, whatever the backend.
 #[derive(Clone)]
@@ -30,6 +36,14 @@ pub struct Stores {
     pub dead_letters: Arc<dyn DeadLetters>,
     /// Anonymous-to-customer links.
     pub identities: Arc<dyn IdentityLinks>,
+    /// Profile node membership.
+    pub membership: Arc<dyn Membership>,
+    /// Shard leases and the shard map.
+    pub leases: Arc<dyn ShardLeases>,
+    /// Fenced per-shard profile state.
+    pub shard_state: Arc<dyn ShardState>,
+    /// Multi-shard log reads, acknowledgements and trimming.
+    pub consumer: Arc<dyn LogConsumer>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -51,12 +65,22 @@ impl Stores {
     /// Uses one object for every store.
     pub fn from_one<S>(store: Arc<S>) -> Self
     where
-        S: EventLog + DeadLetters + IdentityLinks,
+        S: EventLog
+            + DeadLetters
+            + IdentityLinks
+            + Membership
+            + ShardLeases
+            + ShardState
+            + LogConsumer,
     {
         Self {
             log: store.clone(),
             dead_letters: store.clone(),
-            identities: store,
+            identities: store.clone(),
+            membership: store.clone(),
+            leases: store.clone(),
+            shard_state: store.clone(),
+            consumer: store,
         }
     }
 }

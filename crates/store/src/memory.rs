@@ -1,7 +1,9 @@
 //! The in-memory backend: the same semantics as Redis, nothing survives the process.
 //!
-//! The log is not trimmed yet: consumers arrive with the profile and KPI services, and trimming
-//! must never pass the slowest of them.
+//! The log is trimmed only through [`crate::LogConsumer::trim`], never past the slowest of the
+//! named consumers. The profile service's shard storage lives in [`shards`].
+
+mod shards;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -20,6 +22,8 @@ struct ShardLog {
     next_seq: u64,
     dedup: HashMap<(String, String), (String, Instant)>,
     sweep_at: usize,
+    /// Consumer → the sequence number it acknowledged.
+    acks: HashMap<String, u64>,
 }
 
 impl ShardLog {
@@ -62,6 +66,11 @@ pub struct MemoryStore {
     shards: Vec<Mutex<ShardLog>>,
     dead_letters: Mutex<HashMap<String, TenantLetters>>,
     links: Mutex<BTreeMap<(String, String), String>>,
+    /// The profile service's state of each shard (lock order: state, then log).
+    state: Vec<Mutex<shards::ShardData>>,
+    members: Mutex<shards::Members>,
+    /// Woken on every append, for blocking log reads.
+    appended: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -84,6 +93,9 @@ impl MemoryStore {
             shards: (0..shard_count).map(|_| Mutex::default()).collect(),
             dead_letters: Mutex::default(),
             links: Mutex::default(),
+            state: (0..shard_count).map(|_| Mutex::default()).collect(),
+            members: Mutex::default(),
+            appended: tokio::sync::Notify::new(),
         }
     }
 
@@ -102,10 +114,15 @@ impl EventLog for MemoryStore {
         dedup_window: Duration,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         let now = Instant::now();
-        entries
+        let outcomes = entries
             .iter()
             .map(|entry| Ok(lock(self.shard(entry.shard)?).append(entry, dedup_window, now)))
-            .collect()
+            .collect();
+        if !entries.is_empty() {
+            // Spurious wake-ups (a duplicate, a failed entry) only cost blocked readers a look.
+            self.appended.notify_waiters();
+        }
+        outcomes
     }
 
     async fn read(

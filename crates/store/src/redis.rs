@@ -1,5 +1,10 @@
 //! The Redis backend. Dedup-and-append is one Lua script per group of events (atomic per
-//! event), and all script calls of a batch travel in one pipeline.
+//! event), and all script calls of a batch travel in one pipeline. The profile service's shard
+//! storage lives in [`shards`] and [`consumer`].
+
+mod consumer;
+mod scripts;
+mod shards;
 
 use std::{
     sync::atomic::{AtomicUsize, Ordering},
@@ -48,6 +53,8 @@ pub struct RedisStore {
     append: Script,
     events_per_script: usize,
     per_shard_scripts: bool,
+    /// Connections for blocking reads, apart from the shared ones.
+    blocking: consumer::BlockingConnections,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -85,9 +92,11 @@ impl RedisStore {
     pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
         let client = Client::open(config.url.as_str())
             .map_err(|e| StoreError::Config(format!("store.redis.url: {e}")))?;
+        let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let response_timeout = Duration::from_millis(config.response_timeout_ms);
         let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
-            .set_response_timeout(Some(Duration::from_millis(config.response_timeout_ms)))
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
             // Fail fast while Redis is down: callers answer UNAVAILABLE and clients retry.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
@@ -103,6 +112,7 @@ impl RedisStore {
             append: Script::new(APPEND_SCRIPT),
             events_per_script: config.events_per_script,
             per_shard_scripts: config.per_shard_scripts,
+            blocking: consumer::BlockingConnections::new(client, connect_timeout, response_timeout),
         })
     }
 

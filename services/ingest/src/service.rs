@@ -183,6 +183,7 @@ impl Ingestor {
                             event: Some(event),
                             received_at: Some(received_at),
                             traceparent: traceparent.clone(),
+                            ..LogRecord::default()
                         }
                         .encode_to_vec(),
                     });
@@ -366,15 +367,18 @@ impl TouchpointApi for Ingestor {
             properties,
             ..Default::default()
         };
+        // The identify event goes to the anonymous id's shard: its owner hands the anonymous
+        // profile to the known customer's shard through the log (see the profile service).
         let shard = shard_of(
             &request.tenant_id,
-            &customer_key(&request.customer_id, ""),
+            &customer_key("", &request.anonymous_id),
             self.shard_count,
         );
         let payload = LogRecord {
             event: Some(event),
             received_at: Some(now_timestamp(now)),
             traceparent: iee_telemetry::current_traceparent(),
+            ..LogRecord::default()
         }
         .encode_to_vec();
         let outcome = self

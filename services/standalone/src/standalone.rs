@@ -5,13 +5,14 @@ use std::process::ExitCode;
 use anyhow::Context;
 use iee_config::{ClusterConfig, ConfigError, Layers, ServeFlags, Validate};
 use iee_ingest::{IngestConfig, IngestDeps, IngestNode};
+use iee_profile::{ProfileConfig, ProfileDeps, ProfileNode, default_node_id};
 use iee_runtime::{GrpcServer, ServerConfig, Shutdown, wait_for_signal};
 use iee_store::{StoreConfig, Stores};
 use iee_telemetry::{MetricsRegistry, TelemetryConfig};
 use serde::{Deserialize, Serialize};
 
 /// Everything `iee standalone` reads: the sections of each service binary, once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct StandaloneConfig {
     /// Listener and shutdown.
@@ -24,18 +25,21 @@ pub struct StandaloneConfig {
     pub store: StoreConfig,
     /// The ingest service.
     pub ingest: IngestConfig,
+    /// The profile service.
+    pub profile: ProfileConfig,
 }
 
 impl Validate for StandaloneConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.cluster.validate()?;
         self.store.validate()?;
-        self.ingest.validate()
+        self.ingest.validate()?;
+        self.profile.validate()
     }
 }
 
 pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
-    let config: StandaloneConfig =
+    let mut config: StandaloneConfig =
         iee_config::load(&Layers::standard(flags.config.clone()), &flags.overrides())?;
     if flags.print_config {
         print!("{}", iee_config::to_toml(&config)?);
@@ -50,7 +54,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         config.ingest.clone(),
         &config.cluster,
         IngestDeps {
-            stores,
+            stores: stores.clone(),
             metrics: registry.clone(),
             shutdown: shutdown.clone(),
         },
@@ -59,7 +63,26 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         eprintln!("warning: event log not reachable yet ({err}); requests fail until it is");
     }
     let mut server = GrpcServer::bind(&config.server).await?;
+    let local = server.local_addr();
+    if config.profile.node_id.is_empty() {
+        config.profile.node_id = default_node_id(local.port());
+    }
+    let profile = ProfileNode::build(
+        config.profile.clone(),
+        &config.cluster,
+        ProfileDeps {
+            stores,
+            metrics: registry.clone(),
+            shutdown: shutdown.clone(),
+        },
+    );
     ingest.register(&mut server);
+    profile.register(&mut server);
+    profile.start(if config.profile.advertise_address.is_empty() {
+        local.to_string()
+    } else {
+        config.profile.advertise_address.clone()
+    });
     if !config.telemetry.metrics_listen.is_empty() {
         let stop = shutdown.clone();
         let addr =
@@ -70,7 +93,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         eprintln!("metrics on http://{addr}/metrics");
     }
     // The exact line tools wait for; keep its shape.
-    println!("listening on {}", server.local_addr());
+    println!("listening on {local}");
 
     let trigger = shutdown.clone();
     tokio::spawn(async move {
@@ -79,6 +102,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         trigger.trigger();
     });
     server.serve(shutdown).await.context("grpc server")?;
+    profile.stop().await;
     ingest.stop().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `Identify`: links an anonymous id to a customer once, and logs it on the customer's shard.
+//! `Identify`: links an anonymous id to a customer once, and logs it on the anonymous id's shard.
 
 use iee_api::{
     ingest::{IdentifyRequest, IngestError, TouchpointApi},
@@ -16,12 +16,12 @@ fn link(anonymous_id: &str, customer_id: &str) -> IdentifyRequest {
     }
 }
 
-async fn identify_links_once_and_logs_on_the_customers_shard(backend: Backend) {
+async fn identify_links_once_and_logs_on_the_anonymous_shard(backend: Backend) {
     let cluster = TestCluster::start(backend).await;
     let client = cluster.client().await;
     let first = client.identify(link("v-1", "c-1")).await.unwrap();
     assert!(first.created);
-    assert_eq!(first.shard, shard_of("acme", "c-1", iee_tests_shards()));
+    assert_eq!(first.shard, shard_of("acme", "anon:v-1", iee_tests_shards()));
 
     let again = client.identify(link("v-1", "c-1")).await.unwrap();
     assert!(!again.created, "repeating a link changes nothing");
@@ -103,7 +103,7 @@ async fn identify_names_the_missing_field(backend: Backend) {
 }
 
 crate::on_both_backends!(
-    identify_links_once_and_logs_on_the_customers_shard,
+    identify_links_once_and_logs_on_the_anonymous_shard,
     identify_refuses_relinking_to_another_customer,
     identify_names_the_missing_field,
 );

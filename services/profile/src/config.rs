@@ -1,0 +1,172 @@
+//! Configuration of the profile service: `[profile]` and the `iee-profile` binary's sections.
+
+use iee_config::{ClusterConfig, ConfigError, Validate};
+use iee_runtime::ServerConfig;
+use iee_store::StoreConfig;
+use iee_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::fold::FoldConfig;
+
+/// The `[profile]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// This node's stable id among profile nodes (the pod name on Kubernetes). Empty: the host
+    /// name and the listening port.
+    pub node_id: String,
+    /// The `host:port` other services reach this node at (named in redirects). Empty: the
+    /// address the server listens on.
+    pub advertise_address: String,
+    /// How long a shard lease lives without renewal. After a crash, the node's shards move once
+    /// their leases expire, so this bounds failover time.
+    pub lease_ttl_ms: u64,
+    /// How often leases are renewed (well below `lease_ttl_ms`).
+    pub renew_interval_ms: u64,
+    /// A node stops serving a shard this long before its lease could expire on the Redis side if
+    /// renewals fail, to absorb clock-rate differences and request latency.
+    pub lease_safety_margin_ms: u64,
+    /// How long a node counts as a member after its last heartbeat.
+    pub member_ttl_ms: u64,
+    /// How often membership is read and shards are acquired or handed off.
+    pub rebalance_interval_ms: u64,
+    /// Longest delay between applying an event and writing the profile (write-behind).
+    pub flush_interval_ms: u64,
+    /// A shard flushes early once this many profiles are dirty.
+    pub flush_max_profiles: usize,
+    /// Log entries read per shard per read.
+    pub read_batch: usize,
+    /// How long one log read waits for new entries.
+    pub read_block_ms: u64,
+    /// A customer actor with no message for this long is passivated (its state stays in the
+    /// store and is loaded again on the next message).
+    pub passivate_after_secs: u64,
+    /// Most customer actors resident on this node; least recently used ones are passivated
+    /// beyond it.
+    pub max_resident_actors: usize,
+    /// How often each shard checks its durable timers.
+    pub timer_poll_ms: u64,
+    /// How long a shard's signal history is kept (for `WatchSignals` resumption).
+    pub signal_retention_secs: u64,
+    /// How often each shard trims its log behind its consumers.
+    pub trim_interval_secs: u64,
+    /// Consumers that must have acknowledged a log entry before it is trimmed. `profile` is
+    /// this service; add `kpi` once the KPI service consumes the logs. Empty: never trim.
+    pub log_consumers: Vec<String>,
+    /// After `EraseCustomer`, refuse (skip) later events of the erased id instead of starting a
+    /// new profile from them.
+    pub refuse_events_after_erasure: bool,
+    /// How long `GetProfile` with `min_applied_offset` waits at most.
+    pub max_read_wait_ms: u64,
+    /// Dedup window of the records this service appends itself (merges, forwarded events,
+    /// erasures), so a replay does not append them twice. Keep it equal to ingest's.
+    pub dedup_window_secs: u64,
+    /// How events fold into profiles.
+    pub fold: FoldConfig,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            advertise_address: String::new(),
+            lease_ttl_ms: 3_000,
+            renew_interval_ms: 500,
+            lease_safety_margin_ms: 500,
+            member_ttl_ms: 3_000,
+            rebalance_interval_ms: 250,
+            flush_interval_ms: 25,
+            flush_max_profiles: 1_024,
+            read_batch: 512,
+            read_block_ms: 100,
+            passivate_after_secs: 600,
+            max_resident_actors: 100_000,
+            timer_poll_ms: 500,
+            signal_retention_secs: 86_400,
+            trim_interval_secs: 30,
+            log_consumers: vec!["profile".to_owned()],
+            refuse_events_after_erasure: true,
+            max_read_wait_ms: 5_000,
+            dedup_window_secs: 86_400,
+            fold: FoldConfig::default(),
+        }
+    }
+}
+
+fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(field, "must be greater than 0"));
+    }
+    Ok(())
+}
+
+impl Validate for ProfileConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("profile.lease_ttl_ms", self.lease_ttl_ms),
+            ("profile.renew_interval_ms", self.renew_interval_ms),
+            ("profile.member_ttl_ms", self.member_ttl_ms),
+            ("profile.rebalance_interval_ms", self.rebalance_interval_ms),
+            ("profile.flush_interval_ms", self.flush_interval_ms),
+            ("profile.read_block_ms", self.read_block_ms),
+            ("profile.passivate_after_secs", self.passivate_after_secs),
+            ("profile.timer_poll_ms", self.timer_poll_ms),
+            ("profile.signal_retention_secs", self.signal_retention_secs),
+            ("profile.trim_interval_secs", self.trim_interval_secs),
+            ("profile.max_read_wait_ms", self.max_read_wait_ms),
+            ("profile.dedup_window_secs", self.dedup_window_secs),
+        ] {
+            positive(field, value)?;
+        }
+        if self.renew_interval_ms + self.lease_safety_margin_ms >= self.lease_ttl_ms {
+            return Err(ConfigError::invalid(
+                "profile.renew_interval_ms",
+                format!(
+                    "renew_interval_ms + lease_safety_margin_ms must stay below lease_ttl_ms \
+                     ({} + {} >= {})",
+                    self.renew_interval_ms, self.lease_safety_margin_ms, self.lease_ttl_ms
+                ),
+            ));
+        }
+        for (field, value) in [
+            ("profile.flush_max_profiles", self.flush_max_profiles),
+            ("profile.read_batch", self.read_batch),
+            ("profile.max_resident_actors", self.max_resident_actors),
+        ] {
+            positive(field, value as u64)?;
+        }
+        for (i, consumer) in self.log_consumers.iter().enumerate() {
+            if consumer.is_empty() || consumer.len() > 64 {
+                return Err(ConfigError::invalid(
+                    format!("profile.log_consumers[{i}]"),
+                    "must be 1-64 characters",
+                ));
+            }
+        }
+        self.fold.validate()
+    }
+}
+
+/// Everything the `iee-profile` binary reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileServerConfig {
+    /// Listener and shutdown.
+    pub server: ServerConfig,
+    /// Logs and metrics.
+    pub telemetry: TelemetryConfig,
+    /// Installation-wide settings.
+    pub cluster: ClusterConfig,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// The profile service.
+    pub profile: ProfileConfig,
+}
+
+impl Validate for ProfileServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.cluster.validate()?;
+        self.store.validate()?;
+        self.profile.validate()
+    }
+}
