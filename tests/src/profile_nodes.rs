@@ -370,7 +370,8 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
             };
             matches.then(|| value.parse::<f64>().ok()).flatten()
         })
-        .sum()
+        // Not `sum()`: an empty float sum is -0.
+        .fold(0.0, |total, value| total + value)
 }
 
 /// A minimal HTTP/1.1 GET (the test crate has no HTTP client; the endpoint is ours).
@@ -382,7 +383,9 @@ async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
     if !head.starts_with("HTTP/1.1 200") {
         return Err(bad(head.lines().next().unwrap_or("empty response")));
     }

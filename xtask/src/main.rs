@@ -104,13 +104,13 @@ fn proto_lint() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    // Process tests spawn `iee` and `iee-ingest` from target/debug.
+    // Process tests spawn `iee`, `iee-ingest` and `iee-profile` from target/debug.
     cargo(&["build", "--workspace", "--bins", "--locked"])?;
     cargo(&["test", "--workspace", "--locked"])
 }
 
 fn gen_config() -> Result<()> {
-    cargo(&["build", "-p", "iee", "-p", "iee-ingest"])?;
+    cargo(&["build", "-p", "iee", "-p", "iee-ingest", "-p", "iee-profile"])?;
     for (binary, args, example) in [
         (
             "iee",
@@ -121,6 +121,11 @@ fn gen_config() -> Result<()> {
             "iee-ingest",
             &["--print-config"][..],
             "services/ingest/iee-ingest.example.toml",
+        ),
+        (
+            "iee-profile",
+            &["--print-config"][..],
+            "services/profile/iee-profile.example.toml",
         ),
     ] {
         let mut command = Command::new(Path::new("target/debug").join(binary));

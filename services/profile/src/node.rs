@@ -162,6 +162,11 @@ impl ProfileNode {
         crate::ownership::read_table(&self.table).len()
     }
 
+    /// Log events applied to profiles by this node since it started.
+    pub fn events_applied(&self) -> u64 {
+        self.ctx.metrics.applied.get()
+    }
+
     /// Customer actors resident on this node.
     pub fn resident_actors(&self) -> usize {
         self.ctx.resident.load(Ordering::Relaxed)

@@ -60,7 +60,7 @@ fn write_table(
 
 /// The member that should own `shard`: highest rendezvous score wins, so adding or removing a
 /// member moves only the shards it gains or loses.
-pub(crate) fn rendezvous<'a>(shard: u32, members: &'a [Member]) -> Option<&'a Member> {
+pub(crate) fn rendezvous(shard: u32, members: &[Member]) -> Option<&Member> {
     members.iter().max_by_key(|m| {
         let mut bytes = Vec::with_capacity(m.node_id.len() + 4);
         bytes.extend_from_slice(m.node_id.as_bytes());

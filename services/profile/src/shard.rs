@@ -79,6 +79,9 @@ pub(crate) enum ShardMsg {
     Stop { reply: oneshot::Sender<()> },
 }
 
+/// A read waiting for the log to be dispatched up to an offset.
+type WaitingRead = (String, ProfileKey, oneshot::Sender<(Profile, bool)>);
+
 /// A resident customer actor.
 struct Resident {
     actor: ActorRef<CustomerMsg>,
@@ -101,7 +104,7 @@ pub(crate) struct ShardState {
     dispatched: Option<String>,
     checkpoint: Option<String>,
     /// Reads waiting for the log to be dispatched up to an offset.
-    waiting: Vec<(String, ProfileKey, oneshot::Sender<(Profile, bool)>)>,
+    waiting: Vec<WaitingRead>,
     /// Timer members fired but not yet written back.
     timers_in_flight: HashSet<String>,
     flush_scheduled: bool,
@@ -196,10 +199,10 @@ impl Actor for ShardActor {
                     if state.flush(&myself, victims).await.is_err() {
                         state.schedule_flush(&myself);
                     }
-                } else if state.dirty.len() >= state.ctx.node.config.flush_max_profiles {
-                    if state.flush(&myself, Vec::new()).await.is_err() {
-                        state.schedule_flush(&myself);
-                    }
+                } else if state.dirty.len() >= state.ctx.node.config.flush_max_profiles
+                    && state.flush(&myself, Vec::new()).await.is_err()
+                {
+                    state.schedule_flush(&myself);
                 }
             }
             ShardMsg::Get {
@@ -732,10 +735,10 @@ impl ShardState {
                 tracing::warn!(shard = self.ctx.shard, error = %err, "reading due timers failed");
             }
         }
-        if !idle.is_empty() || !self.dirty.is_empty() {
-            if let Err(err) = self.flush(myself, idle).await {
-                tracing::warn!(shard = self.ctx.shard, error = %err, "housekeeping flush failed");
-            }
+        if (!idle.is_empty() || !self.dirty.is_empty())
+            && let Err(err) = self.flush(myself, idle).await
+        {
+            tracing::warn!(shard = self.ctx.shard, error = %err, "housekeeping flush failed");
         }
         let trim_every = Duration::from_secs(self.ctx.node.config.trim_interval_secs);
         if self.last_trim.elapsed() >= trim_every && !self.ctx.node.config.log_consumers.is_empty()

@@ -8,6 +8,8 @@ mod durability;
 mod idempotency;
 mod identify;
 mod outage;
+mod profile;
+mod profile_standalone;
 mod rejected;
 mod standalone;
 mod stream;

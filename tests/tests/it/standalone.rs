@@ -88,6 +88,11 @@ fn printed_default_configs_match_the_example_files() {
             vec!["--print-config"],
             "services/ingest/iee-ingest.example.toml",
         ),
+        (
+            "iee-profile",
+            vec!["--print-config"],
+            "services/profile/iee-profile.example.toml",
+        ),
     ] {
         let mut command = Command::new(bin_path(binary));
         command.args(&args);

@@ -5,21 +5,21 @@ use std::time::SystemTime;
 
 use iee_api::pb::common::{CustomerRef, Event, JourneyStage, LogRecord};
 use iee_api::pb::profile::{
-    CartAbandoned, CommitContactRequest, ContactRecord, Detractor, Inactive, JourneyStageChanged,
+    CartAbandoned, CommitContactRequest, ContactRecord, Inactive, JourneyStageChanged,
     NegativeExperience, Profile, ReservationState, ReserveContactRequest, ReserveContactResponse,
-    SignalKind, signal::Details,
+    Signal, SignalKind, signal::Details,
 };
 use prost::Message;
 
 use super::budget_check::ContactError;
 use super::effects::{Applied, Effects, TimerChange, TimerKind, signal};
-use super::experience::{self, NpsClass};
+use super::event::{fold_event, purchases};
 use super::identity::{self, Link};
 use super::journey::{self, Trigger};
-use super::sentiment::{self, Analyser};
-use super::sessions::{self, SessionEvent};
-use super::time::{max_ts, min_ts, ms_duration, ms_ts, opt_ms, system_ms};
-use super::{FoldConfig, budget, cart, contacts, counters, merge, offsets, rfm};
+use super::sentiment::Analyser;
+use super::sessions;
+use super::time::{ms_duration, ms_ts, opt_ms, system_ms};
+use super::{FoldConfig, budget, cart, counters, merge, offsets};
 
 /// Folds events into profiles. Holds the configuration and the sentiment analyser; cheap to
 /// share (`Send + Sync`), build one per node.
@@ -132,7 +132,15 @@ impl Folder {
             }
         }
         if count_event {
-            self.fold_event(profile, event, at_ms, &trigger, &mut signals);
+            fold_event(
+                &self.config,
+                &self.analyser,
+                profile,
+                event,
+                at_ms,
+                &trigger,
+                &mut signals,
+            );
         }
         if let Some((i, anon)) = to_merge {
             merge::merge(profile, &anon, &self.config);
@@ -154,95 +162,6 @@ impl Folder {
         self.finish(profile, signals, self.timers(profile))
     }
 
-    /// Folds one event into every part of the profile.
-    fn fold_event(
-        &self,
-        profile: &mut Profile,
-        event: &Event,
-        at_ms: i64,
-        trigger: &str,
-        signals: &mut Vec<iee_api::pb::profile::Signal>,
-    ) {
-        let config = &self.config;
-        min_ts(&mut profile.first_seen_at, at_ms);
-        let last_before = opt_ms(profile.last_seen_at.as_ref());
-        max_ts(&mut profile.last_seen_at, at_ms);
-        if opt_ms(profile.last_seen_at.as_ref()) != last_before {
-            profile.inactive = false;
-        }
-        counters::count_event(profile, &event.r#type, event.channel, at_ms);
-        sessions::on_event(
-            profile.sessions.get_or_insert_with(Default::default),
-            &SessionEvent {
-                event_id: &event.event_id,
-                event_type: &event.r#type,
-                channel: event.channel,
-                touchpoint: &event.touchpoint,
-                at_ms,
-            },
-            config,
-        );
-        identity::record_traits(profile, event, at_ms);
-        identity::record_consent(profile, event, at_ms);
-        match event.r#type.as_str() {
-            "purchase" => rfm::purchase(profile, at_ms, event.value.as_ref(), config),
-            "refund" => rfm::refund(profile, event.value.as_ref(), config),
-            _ => {}
-        }
-        cart::on_event(profile, event, at_ms, config);
-        let score = self.analyser.event_score(event);
-        if let Some(s) = score {
-            sentiment::update(
-                profile.sentiment.get_or_insert_with(Default::default),
-                s,
-                at_ms,
-                config.sentiment_alpha,
-            );
-        }
-        let stored = experience::record_survey(profile, event, at_ms);
-        let nps = event.survey.as_ref().and_then(experience::nps_class);
-        if nps == Some(NpsClass::Detractor) {
-            let survey = stored.or_else(|| {
-                Some(iee_api::pb::profile::SurveyRecord {
-                    answer: event.survey.clone(),
-                    answered_at: Some(ms_ts(at_ms)),
-                    channel: event.channel,
-                    touchpoint: event.touchpoint.clone(),
-                    event_id: event.event_id.clone(),
-                })
-            });
-            signals.push(signal(
-                profile,
-                SignalKind::Detractor,
-                trigger,
-                Details::Detractor(Detractor { survey }),
-            ));
-        }
-        if let Some(value) = experience::event_value(event, score) {
-            experience::record(
-                profile.experience.get_or_insert_with(Default::default),
-                value,
-                at_ms,
-                config.experience_lookback_ms(),
-            );
-        }
-        if event.r#type == "decision_outcome" {
-            contacts::record_outcome(profile, event, at_ms);
-        }
-        let stage = JourneyStage::try_from(profile.journey_stage).unwrap_or_default();
-        let next = journey::next(
-            stage,
-            Trigger::Event {
-                event_type: &event.r#type,
-                explicit: JourneyStage::try_from(event.journey_stage).unwrap_or_default(),
-                nps,
-                sentiment: score,
-                purchases: purchases(profile),
-            },
-        );
-        profile.journey_stage = next as i32;
-    }
-
     /// Emits `negative_experience` when the profile enters a negative episode (the sentiment
     /// EWMA or the experience score below its threshold, where before neither was), and
     /// `journey_stage_changed` when the stage differs from before.
@@ -253,7 +172,7 @@ impl Folder {
         event: &Event,
         at_ms: i64,
         trigger: &str,
-        signals: &mut Vec<iee_api::pb::profile::Signal>,
+        signals: &mut Vec<Signal>,
     ) {
         let (ewma, score) = (ewma(profile), experience_score(profile));
         let (s_min, e_min) = (
@@ -294,7 +213,7 @@ impl Folder {
         from: i32,
         at_ms: i64,
         trigger: &str,
-        signals: &mut Vec<iee_api::pb::profile::Signal>,
+        signals: &mut Vec<Signal>,
     ) {
         if profile.journey_stage == from {
             return;
@@ -331,7 +250,7 @@ impl Folder {
     fn finish(
         &self,
         profile: &mut Profile,
-        mut signals: Vec<iee_api::pb::profile::Signal>,
+        mut signals: Vec<Signal>,
         timers: Vec<TimerChange>,
     ) -> Applied {
         profile.version += 1;
@@ -518,10 +437,6 @@ fn experience_score(profile: &Profile) -> Option<f64> {
         .as_ref()
         .filter(|e| e.samples > 0)
         .map(|e| e.score)
-}
-
-fn purchases(profile: &Profile) -> u64 {
-    profile.rfm.as_ref().map_or(0, |r| r.purchase_count)
 }
 
 /// The profile owner an event names: the known customer, else the anonymous visitor.

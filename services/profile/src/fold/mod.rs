@@ -8,6 +8,7 @@ mod config;
 mod contacts;
 mod counters;
 mod effects;
+mod event;
 mod experience;
 mod folder;
 mod identity;
@@ -24,6 +25,8 @@ mod time;
 mod budget_tests;
 #[cfg(test)]
 mod folder_tests;
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod test_support;
 
