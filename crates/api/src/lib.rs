@@ -2,6 +2,7 @@
 //! routes by, and per-service transport-neutral traits, clients (local or gRPC) and errors.
 
 pub mod ingest;
+pub mod metadata;
 pub mod pb;
 pub mod profile;
 pub mod shard;

@@ -58,6 +58,15 @@ pub trait EventLog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError>;
 
+    /// Forgets the dedup markers of `event_ids` on `shard` (erasure: the markers of records
+    /// that name an erased customer). A later append of one of them is no longer a duplicate.
+    async fn forget(
+        &self,
+        shard: u32,
+        tenant_id: &str,
+        event_ids: &[String],
+    ) -> Result<(), StoreError>;
+
     /// Number of entries in `shard`'s log.
     async fn len(&self, shard: u32) -> Result<u64, StoreError>;
 

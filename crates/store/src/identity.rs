@@ -33,4 +33,8 @@ pub trait IdentityLinks: Send + Sync + 'static {
         tenant_id: &str,
         anonymous_id: &str,
     ) -> Result<Option<String>, StoreError>;
+
+    /// Removes the link of `anonymous_id` (erasure of the customer it links to). Removing an
+    /// absent link is not an error.
+    async fn unlink(&self, tenant_id: &str, anonymous_id: &str) -> Result<(), StoreError>;
 }

@@ -144,6 +144,19 @@ impl EventLog for MemoryStore {
             .collect())
     }
 
+    async fn forget(
+        &self,
+        shard: u32,
+        tenant_id: &str,
+        event_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let mut log = lock(self.shard(shard)?);
+        for id in event_ids {
+            log.dedup.remove(&(tenant_id.to_owned(), id.clone()));
+        }
+        Ok(())
+    }
+
     async fn len(&self, shard: u32) -> Result<u64, StoreError> {
         Ok(lock(self.shard(shard)?).entries.len() as u64)
     }
@@ -226,5 +239,10 @@ impl IdentityLinks for MemoryStore {
         Ok(lock(&self.links)
             .get(&(tenant_id.to_owned(), anonymous_id.to_owned()))
             .cloned())
+    }
+
+    async fn unlink(&self, tenant_id: &str, anonymous_id: &str) -> Result<(), StoreError> {
+        lock(&self.links).remove(&(tenant_id.to_owned(), anonymous_id.to_owned()));
+        Ok(())
     }
 }

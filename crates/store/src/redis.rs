@@ -251,6 +251,25 @@ impl EventLog for RedisStore {
             .collect()
     }
 
+    async fn forget(
+        &self,
+        shard: u32,
+        tenant_id: &str,
+        event_ids: &[String],
+    ) -> Result<(), StoreError> {
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        // One shard's keys share a slot, so one DEL is Cluster-safe.
+        let mut del = redis::cmd("DEL");
+        for id in event_ids {
+            del.arg(keys::dedup(shard, tenant_id, id));
+        }
+        del.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(map_err)
+    }
+
     async fn len(&self, shard: u32) -> Result<u64, StoreError> {
         redis::cmd("XLEN")
             .arg(keys::log(shard))
@@ -371,6 +390,14 @@ impl IdentityLinks for RedisStore {
         redis::cmd("GET")
             .arg(keys::identity_link(tenant_id, anonymous_id))
             .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)
+    }
+
+    async fn unlink(&self, tenant_id: &str, anonymous_id: &str) -> Result<(), StoreError> {
+        redis::cmd("DEL")
+            .arg(keys::identity_link(tenant_id, anonymous_id))
+            .query_async::<()>(&mut self.conn())
             .await
             .map_err(map_err)
     }

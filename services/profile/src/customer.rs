@@ -122,6 +122,7 @@ pub(crate) struct CustomerState {
     ctx: Arc<ShardCtx>,
     key: ProfileKey,
     profile: Profile,
+    /// The profile has state worth storing (events applied, a merge, contact reservations).
     found: bool,
     loaded: bool,
     initial: Option<StoredState>,
@@ -202,7 +203,9 @@ impl Actor for CustomerActor {
             CustomerMsg::Fire { kind, due_ms } => state.fire(kind, due_ms, now),
             CustomerMsg::Get { reply } => {
                 let view = state.ctx.node.folder.view(&state.profile, now);
-                let _ = reply.send((view, state.found));
+                // A profile holding only contact reservations has no applied event yet.
+                let found = state.found && !state.profile.applied_offsets.is_empty();
+                let _ = reply.send((view, found));
             }
             CustomerMsg::Reserve {
                 request,
@@ -216,7 +219,7 @@ impl Actor for CustomerActor {
                     now,
                 );
                 if result.is_ok() {
-                    state.dirty = true;
+                    state.touched(request.customer.as_ref());
                 }
                 let _ = reply.send(result);
             }
@@ -227,7 +230,7 @@ impl Actor for CustomerActor {
                     .folder
                     .commit(&mut state.profile, &request, now);
                 if result.is_ok() {
-                    state.dirty = true;
+                    state.touched(request.customer.as_ref());
                 }
                 let _ = reply.send(result);
             }
@@ -242,7 +245,7 @@ impl Actor for CustomerActor {
                         .folder
                         .release(&mut state.profile, &reservation_id, now);
                 if previous == ReservationState::Pending {
-                    state.dirty = true;
+                    state.touched(None);
                 }
                 let _ = reply.send(previous);
             }
@@ -314,6 +317,19 @@ impl CustomerState {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// A contact-budget change: the profile must be stored even without any applied event, or
+    /// its reservations would be lost on passivation or failover.
+    fn touched(&mut self, customer: Option<&iee_api::pb::common::CustomerRef>) {
+        if !self.found && self.erased_at.is_none() {
+            if self.profile.customer.is_none() {
+                self.profile.customer = customer.cloned();
+            }
+            self.profile.shard = self.ctx.shard;
+            self.found = true;
+        }
+        self.dirty = true;
     }
 
     fn absorb(&mut self, effects: Effects) {

@@ -622,22 +622,28 @@ impl ShardState {
             .map_err(|_| ProfileError::Unavailable("customer actor stopped".into()))?;
         self.mark_dirty(myself, &key);
         self.flush(myself, Vec::new()).await?;
-        let links: Vec<String> = before
+        let anonymous: Vec<(String, String)> = before
             .as_ref()
             .and_then(|p| p.identity.as_ref())
             .map(|i| {
                 i.anonymous_links
                     .iter()
-                    .map(|l| l.anonymous_id.clone())
+                    .map(|l| (l.anonymous_id.clone(), l.event_id.clone()))
                     .collect()
             })
             .unwrap_or_default();
+        let links: Vec<String> = anonymous.iter().map(|(a, _)| a.clone()).collect();
         let requests: Vec<AppendRequest> = links
             .iter()
             .map(|anonymous_id| {
+                // The record's id (and so its dedup marker) must not name the erased id.
+                let erase_id = format!(
+                    "erase:{:016x}:{erased_at}",
+                    xxhash_rust::xxh3::xxh3_64(anonymous_id.as_bytes())
+                );
                 let record = LogRecord {
                     event: Some(Event {
-                        event_id: format!("erase:{anonymous_id}:{erased_at}"),
+                        event_id: erase_id.clone(),
                         tenant_id: key.tenant_id.clone(),
                         anonymous_id: anonymous_id.clone(),
                         r#type: crate::customer::ERASE_EVENT_TYPE.to_owned(),
@@ -654,7 +660,7 @@ impl ShardState {
                         self.ctx.node.shard_count,
                     ),
                     tenant_id: key.tenant_id.clone(),
-                    event_id: format!("erase:{anonymous_id}:{erased_at}"),
+                    event_id: erase_id,
                     payload: record.encode_to_vec(),
                 }
             })
@@ -669,6 +675,7 @@ impl ShardState {
                 .await
                 .map_err(|e| ProfileError::Unavailable(e.to_string()))?;
         }
+        self.forget_links(&key, &anonymous).await?;
         self.ctx.node.metrics.erasures.inc();
         Ok(EraseCustomerResponse {
             erased: before.is_some(),
@@ -678,6 +685,46 @@ impl ShardState {
                 nanos: i32::try_from((erased_at % 1000) * 1_000_000).unwrap_or(0),
             }),
         })
+    }
+
+    /// Removes what names the erased customer outside its profile: the identity links of its
+    /// anonymous ids and the dedup markers of the identify and merge records (their ids name
+    /// both ids).
+    async fn forget_links(
+        &self,
+        key: &ProfileKey,
+        anonymous: &[(String, String)],
+    ) -> Result<(), ProfileError> {
+        let stores = &self.ctx.node.stores;
+        let unavailable = |e: iee_store::StoreError| ProfileError::Unavailable(e.to_string());
+        let mut merges = Vec::new();
+        for (anonymous_id, event_id) in anonymous {
+            stores
+                .identities
+                .unlink(&key.tenant_id, anonymous_id)
+                .await
+                .map_err(unavailable)?;
+            let anonymous_shard = shard_of(
+                &key.tenant_id,
+                &customer_key("", anonymous_id),
+                self.ctx.node.shard_count,
+            );
+            stores
+                .log
+                .forget(
+                    anonymous_shard,
+                    &key.tenant_id,
+                    std::slice::from_ref(event_id),
+                )
+                .await
+                .map_err(unavailable)?;
+            merges.push(format!("merge:{event_id}"));
+        }
+        stores
+            .log
+            .forget(self.ctx.shard, &key.tenant_id, &merges)
+            .await
+            .map_err(unavailable)
     }
 
     async fn housekeeping(

@@ -264,6 +264,47 @@ async fn stored_profile(nodes: &ProfileNodes, id: &str) -> Option<Profile> {
         .map(|bytes| Profile::decode(bytes.as_slice()).expect("stored profiles decode"))
 }
 
+/// Where Redis names `needle`: key names, sorted-set members, set members and hash fields.
+/// Exempt: stream entries (the event log is the record of what happened, trimmed by its own
+/// retention; signal payloads expire with the signal history) and string values (a profile
+/// holds its own id; the identity link of an anonymous id, kept by ingest, holds the customer
+/// id as its value), returned apart as the second list.
+fn named_in_redis(redis: &mut redis::Connection, needle: &str) -> (Vec<String>, Vec<String>) {
+    let (mut found, mut values) = (Vec::new(), Vec::new());
+    let names: Vec<String> = redis::cmd("KEYS").arg("*").query(redis).unwrap();
+    for name in &names {
+        if name.contains(needle) {
+            found.push(format!("key {name}"));
+        }
+        let kind: String = redis::cmd("TYPE").arg(name).query(redis).unwrap();
+        let members: Vec<String> = match kind.as_str() {
+            "zset" => redis::cmd("ZRANGE")
+                .arg(name)
+                .arg(0)
+                .arg(-1)
+                .query(redis)
+                .unwrap(),
+            "hash" => redis::cmd("HKEYS").arg(name).query(redis).unwrap(),
+            "set" => redis::cmd("SMEMBERS").arg(name).query(redis).unwrap(),
+            "string" => {
+                let value: Vec<u8> = redis::cmd("GET").arg(name).query(redis).unwrap();
+                if String::from_utf8_lossy(&value).contains(needle) {
+                    values.push(name.clone());
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        found.extend(
+            members
+                .iter()
+                .filter(|m| m.contains(needle))
+                .map(|m| format!("{kind} {name} holds {m}")),
+        );
+    }
+    (found, values)
+}
+
 /// Every signal in a shard's history.
 async fn signal_history(nodes: &ProfileNodes, shard: u32) -> Vec<Signal> {
     let mut all = Vec::new();
@@ -481,7 +522,10 @@ async fn a_node_paused_past_its_lease_stops_serving_and_writes_nothing_stale() {
         "[record] woken node, first 2 s: {redirects} redirects, {unavailable} no-owner, \
          {answers} answers (after taking its shards back)"
     );
-    assert!(redirects > 0, "the woken node never redirected");
+    assert!(
+        redirects + unavailable > 0,
+        "the woken node answered at once, as if it still held its leases"
+    );
 
     let settled = nodes.wait_settled(SETTLE).await;
     let lost = nodes.metric(victim, "iee_profile_shards_lost_total").await;
@@ -854,20 +898,8 @@ async fn concurrent_reservations_never_exceed_the_cap() {
     assert!(read_applied(&client, &customer(id), &offset).await.found);
 
     let reserve = |i: usize| ReserveContactRequest {
-        customer: Some(customer(id)),
-        channel: Channel::Email as i32,
-        action_id: "spring-promo".into(),
         decision_id: format!("d-{i}"),
-        caps: vec![ContactCap {
-            name: "email-hourly".into(),
-            scope: CapScope::Channel as i32,
-            window: Some(prost_types::Duration {
-                seconds: 3_600,
-                nanos: 0,
-            }),
-            max_count: 3,
-        }],
-        ..Default::default()
+        ..capped_reservation(id)
     };
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -915,14 +947,84 @@ async fn concurrent_reservations_never_exceed_the_cap() {
     assert_eq!(pending, 3);
 }
 
+/// A reservation of an e-mail contact with `id` under a cap of 3 per hour.
+fn capped_reservation(id: &str) -> ReserveContactRequest {
+    ReserveContactRequest {
+        customer: Some(customer(id)),
+        channel: Channel::Email as i32,
+        action_id: "welcome".into(),
+        caps: vec![ContactCap {
+            name: "email-hourly".into(),
+            scope: CapScope::Channel as i32,
+            window: Some(prost_types::Duration {
+                seconds: 3_600,
+                nanos: 0,
+            }),
+            max_count: 3,
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_of_a_customer_without_events_survive_passivation() {
+    // A decision may contact a customer whose first event has not been applied yet (or who is
+    // known only to the caller); the budget must hold for them too.
+    let cluster = TestCluster::start(Backend::Redis).await;
+    let nodes = ProfileNodes::start(
+        &redis_url(&cluster),
+        1,
+        &[
+            ("IEE_PROFILE__PASSIVATE_AFTER_SECS", "1"),
+            ("IEE_PROFILE__TIMER_POLL_MS", "200"),
+        ],
+    )
+    .await;
+    let client = nodes.client();
+    let id = "unseen-1";
+    let mut granted = 0;
+    for _ in 0..3 {
+        let verdict = client
+            .reserve_contact(capped_reservation(id))
+            .await
+            .unwrap()
+            .verdict;
+        granted += usize::from(matches!(verdict, Some(Verdict::Reservation(_))));
+    }
+    assert_eq!(granted, 3);
+    let nodes_ref = &nodes;
+    wait_until(
+        SETTLE,
+        "the customer's actor to be passivated",
+        || async move {
+            let resident = nodes_ref.metric(0, "iee_profile_resident_actors").await;
+            let passivations = nodes_ref.metric(0, "iee_profile_passivations_total").await;
+            (resident == 0.0 && passivations > 0.0).then_some(())
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let verdict = client
+            .reserve_contact(capped_reservation(id))
+            .await
+            .unwrap()
+            .verdict;
+        granted += usize::from(matches!(verdict, Some(Verdict::Reservation(_))));
+    }
+    assert_eq!(
+        granted, 3,
+        "the cap of 3 held across passivation (the first reservations were kept)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
     let cluster = TestCluster::start(Backend::Redis).await;
     let nodes = ProfileNodes::start(&redis_url(&cluster), 2, &[]).await;
     let ingest = cluster.client().await;
     let client = nodes.client();
-    // Distinctive ids, so a scan for them finds nothing else. Event ids do not contain them:
-    // dedup markers are named by event id, which the erasure cannot know.
+    // Distinctive ids, so a scan for them finds nothing else. Client event ids do not contain them:
+    // dedup markers are named by event id, which the erasure cannot know (they expire with the dedup window).
     let id = "erase-me-7f3a";
     let visitor = "visitor-9c1d";
     let mut ledger = Ledger::new();
@@ -946,7 +1048,8 @@ async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
             tenant_id: TENANT.into(),
             anonymous_id: visitor.into(),
             customer_id: id.into(),
-            event_id: "ev-identify".into(),
+            // The default event id, `identify:<visitor>:<customer>`, names both ids: the
+            // erasure must remove its dedup markers too.
             method: "login".into(),
             ..Default::default()
         })
@@ -972,6 +1075,19 @@ async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
         .unwrap();
     assert!(matches!(reserved.verdict, Some(Verdict::Reservation(_))));
 
+    // Before: the customer's profile and its timers name it (so the scan below can see it).
+    let mut redis = cluster.redis.as_ref().unwrap().connection();
+    let redis_ref = &mut redis;
+    let before = wait_until(SETTLE, "the customer's state to be written", || {
+        let (named, _) = named_in_redis(redis_ref, id);
+        let profile_key = keys::profile(shard_of_customer(id), TENANT, id);
+        let complete = named.iter().any(|n| n == &format!("key {profile_key}"))
+            && named.iter().any(|n| n.contains(":timers holds "));
+        async move { complete.then_some(named) }
+    })
+    .await;
+    eprintln!("[record] before erasure: {before:?}");
+
     let erased = client
         .erase_customer(EraseCustomerRequest {
             customer: Some(customer(id)),
@@ -984,7 +1100,6 @@ async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
     // The linked anonymous profile is erased through its shard's log.
     let visitor_shard = shard_of(TENANT, &customer_key("", visitor), TEST_SHARDS);
     let visitor_key = keys::profile(visitor_shard, TENANT, &customer_key("", visitor));
-    let mut redis = cluster.redis.as_ref().unwrap().connection();
     wait_until(SETTLE, "the anonymous profile to be deleted", || {
         let exists: bool = redis::cmd("EXISTS")
             .arg(&visitor_key)
@@ -1002,46 +1117,19 @@ async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
         .unwrap();
     assert!(!anon.found, "{anon:?}");
 
-    // No key name, sorted-set member, set member or hash field names the customer. Exempt:
-    // stream entries (the event log is the record of what happened and is trimmed by its own
-    // retention; signal payloads expire with the signal history) and plain string values (the
-    // identity link of the visitor, kept by ingest, holds the customer id as its value).
-    let mut leftovers = Vec::new();
-    let names: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
-    for name in &names {
-        if name.contains(id) {
-            leftovers.push(format!("key {name}"));
-        }
-        let kind: String = redis::cmd("TYPE").arg(name).query(&mut redis).unwrap();
-        let members: Vec<String> = match kind.as_str() {
-            "zset" => redis::cmd("ZRANGE")
-                .arg(name)
-                .arg(0)
-                .arg(-1)
-                .query(&mut redis)
-                .unwrap(),
-            "hash" => redis::cmd("HKEYS").arg(name).query(&mut redis).unwrap(),
-            "set" => redis::cmd("SMEMBERS").arg(name).query(&mut redis).unwrap(),
-            "string" => {
-                let value: Vec<u8> = redis::cmd("GET").arg(name).query(&mut redis).unwrap();
-                if String::from_utf8_lossy(&value).contains(id) {
-                    eprintln!("[record] string value of {name} names the customer (exempt)");
-                }
-                Vec::new()
-            }
-            _ => Vec::new(),
-        };
-        leftovers.extend(
-            members
-                .iter()
-                .filter(|m| m.contains(id))
-                .map(|m| format!("{kind} {name} holds {m}")),
-        );
-    }
+    // After: nothing names it any more (see `named_in_redis` for what is exempt).
+    let (leftovers, values) = named_in_redis(&mut redis, id);
+    eprintln!("[record] string values still naming the erased customer (exempt): {values:?}");
     assert!(
         leftovers.is_empty(),
         "the erased customer is still named in Redis:\n{}",
         leftovers.join("\n")
+    );
+    let (visitor_leftovers, _) = named_in_redis(&mut redis, visitor);
+    assert!(
+        visitor_leftovers.is_empty(),
+        "its anonymous id is still named in Redis (identity link, dedup markers):\n{}",
+        visitor_leftovers.join("\n")
     );
 
     // Later events of the erased id are refused, not made into a new profile.
@@ -1123,4 +1211,96 @@ async fn identity_merge_across_shards_is_idempotent_under_retries() {
     assert_eq!(type_total(&profile, "identify"), 1);
     assert_eq!(purchases_of(&profile).0, 2);
     assert_eq!(purchases_of(&profile).2, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_merge_is_applied_once_when_the_anonymous_owner_crashes_mid_merge() {
+    let cluster = TestCluster::start(Backend::Redis).await;
+    // Writes behind by 5 s: the crashed owner has handed the visitor over (appended to the
+    // customer's log) but written neither the tombstone nor its checkpoint, so the next owner
+    // replays the identify event and hands the visitor over a second time.
+    let mut envs = SHORT_LEASES.to_vec();
+    envs.extend([
+        ("IEE_PROFILE__FLUSH_INTERVAL_MS", "5000"),
+        ("IEE_PROFILE__TIMER_POLL_MS", "5000"),
+    ]);
+    let mut nodes = ProfileNodes::start(&redis_url(&cluster), 2, &envs).await;
+    let owners = nodes.owners().await;
+    let owner_of = |key: &str| {
+        let shard = shard_of(TENANT, key, TEST_SHARDS) as usize;
+        owners[shard].as_ref().map(|o| o.node_id.clone())
+    };
+    // The visitor's shard on one node, the customer's on the other.
+    let id = (0..)
+        .map(|i| format!("crash-c-{i}"))
+        .find(|c| owner_of(c).as_deref() == Some("p1"))
+        .unwrap();
+    let visitor = (0..)
+        .map(|i| format!("crash-v-{i}"))
+        .find(|v| owner_of(&customer_key("", v)).as_deref() == Some("p0"))
+        .unwrap();
+    let ingest = cluster.client().await;
+    let client = nodes.client();
+    let browse = |n: u32| {
+        let mut e = event(&format!("crash-browse-{n}"), "");
+        e.anonymous_id.clone_from(&visitor);
+        e
+    };
+    let mut ledger = Ledger::new();
+    ingest_into(&ingest, vec![browse(0), browse(1), browse(2)], &mut ledger).await;
+    ingest_into(
+        &ingest,
+        vec![purchase(&id, 0), purchase(&id, 1)],
+        &mut ledger,
+    )
+    .await;
+    ingest
+        .identify(IdentifyRequest {
+            tenant_id: TENANT.into(),
+            anonymous_id: visitor.clone(),
+            customer_id: id.clone(),
+            method: "login".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let after_identify = ingest_one(&ingest, browse(3)).await;
+    let anon = read_applied(&client, &anonymous(&visitor), &after_identify).await;
+    assert_eq!(anon.profile.unwrap_or_default().merged_into_customer_id, id);
+
+    nodes.kill(0).await;
+    nodes.wait_settled(SETTLE).await;
+    // The survivor replayed the visitor's shard: still a tombstone naming the customer.
+    let anon = read_applied(&nodes.client(), &anonymous(&visitor), &after_identify).await;
+    assert_eq!(anon.profile.unwrap_or_default().merged_into_customer_id, id);
+    eprintln!(
+        "[record] the survivor handed the visitor over {} time(s) on replay (deduplicated)",
+        nodes.metric(1, "iee_profile_merges_total").await
+    );
+
+    let customer_shard = shard_of_customer(&id);
+    let tail = nodes
+        .stores()
+        .log
+        .read(customer_shard, None, 10_000)
+        .await
+        .unwrap()
+        .last()
+        .expect("the customer's log has entries")
+        .offset
+        .clone();
+    let profile = read_applied(&nodes.client(), &customer(&id), &tail)
+        .await
+        .profile
+        .unwrap_or_default();
+    let links = profile.identity.clone().unwrap_or_default().anonymous_links;
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0].merged_events, 3);
+    assert_eq!(
+        type_total(&profile, "page_view"),
+        4,
+        "3 merged + 1 forwarded"
+    );
+    assert_eq!(type_total(&profile, "identify"), 1);
+    assert_eq!(purchases_of(&profile), (2, ledger[&id].revenue, 2));
 }

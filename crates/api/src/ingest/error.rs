@@ -3,10 +3,7 @@
 use std::time::Duration;
 use tonic::{Code, Status};
 
-/// Metadata key carrying the path of the offending field on INVALID_ARGUMENT.
-pub const FIELD_METADATA_KEY: &str = "iee-field";
-/// Metadata key carrying the suggested retry delay in milliseconds on RESOURCE_EXHAUSTED.
-pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after-ms";
+pub use crate::metadata::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY};
 
 /// Errors of the ingest service. Per-event validation failures are not errors (they are
 /// REJECTED results); these fail a whole request.

@@ -8,11 +8,7 @@ use tonic::{
     metadata::{MetadataMap, MetadataValue},
 };
 
-/// Metadata key carrying the path of the offending field on INVALID_ARGUMENT. The same key as
-/// the ingest service's (a test pins that down), so one client helper reads both.
-pub const FIELD_METADATA_KEY: &str = "iee-field";
-/// Metadata key carrying the suggested retry delay in milliseconds (the ingest service's key).
-pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after-ms";
+pub use crate::metadata::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY};
 /// Metadata key carrying the shard number on a redirect or when the shard has no owner.
 pub const SHARD_METADATA_KEY: &str = "iee-shard";
 /// Metadata key carrying the shard owner's gRPC address (`host:port`) on a redirect.
