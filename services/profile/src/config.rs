@@ -41,6 +41,9 @@ pub struct ProfileConfig {
     /// A customer actor with no message for this long is passivated (its state stays in the
     /// store and is loaded again on the next message).
     pub passivate_after_secs: u64,
+    /// A customer actor with no message for this long keeps its profile encoded (a few hundred
+    /// bytes instead of kilobytes) until its next message.
+    pub compact_after_secs: u64,
     /// Most customer actors resident on this node; least recently used ones are passivated
     /// beyond it.
     pub max_resident_actors: usize,
@@ -80,6 +83,7 @@ impl Default for ProfileConfig {
             read_batch: 512,
             read_block_ms: 100,
             passivate_after_secs: 600,
+            compact_after_secs: 10,
             max_resident_actors: 100_000,
             timer_poll_ms: 500,
             signal_retention_secs: 86_400,
@@ -110,6 +114,7 @@ impl Validate for ProfileConfig {
             ("profile.flush_interval_ms", self.flush_interval_ms),
             ("profile.read_block_ms", self.read_block_ms),
             ("profile.passivate_after_secs", self.passivate_after_secs),
+            ("profile.compact_after_secs", self.compact_after_secs),
             ("profile.timer_poll_ms", self.timer_poll_ms),
             ("profile.signal_retention_secs", self.signal_retention_secs),
             ("profile.trim_interval_secs", self.trim_interval_secs),

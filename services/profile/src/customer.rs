@@ -69,6 +69,8 @@ pub(crate) enum CustomerMsg {
     Erase {
         reply: oneshot::Sender<(Option<Profile>, i64)>,
     },
+    /// The customer has been idle: keep the profile encoded until the next message.
+    Compact,
 }
 
 /// What a profile's stored state becomes.
@@ -121,7 +123,11 @@ pub(crate) struct CustomerArgs {
 pub(crate) struct CustomerState {
     ctx: Arc<ShardCtx>,
     key: ProfileKey,
-    profile: Profile,
+    /// The profile, decoded while the customer is active. An idle customer's profile is kept
+    /// encoded in `encoded` instead (hundreds of bytes instead of kilobytes), and decoded again
+    /// by the next message that needs it.
+    decoded: Option<Box<Profile>>,
+    encoded: Vec<u8>,
     /// The profile has state worth storing (events applied, a merge, contact reservations).
     found: bool,
     loaded: bool,
@@ -164,7 +170,8 @@ impl Actor for CustomerActor {
         Ok(CustomerState {
             ctx: args.ctx,
             key: args.key,
-            profile: Profile::default(),
+            decoded: Some(Box::default()),
+            encoded: Vec::new(),
             found: false,
             loaded: false,
             initial: args.initial,
@@ -181,7 +188,7 @@ impl Actor for CustomerActor {
         state: &mut CustomerState,
     ) -> Result<(), ActorProcessingErr> {
         let started = std::time::Instant::now();
-        state.load().await?;
+        Box::pin(state.load()).await?;
         state
             .ctx
             .node
@@ -199,36 +206,40 @@ impl Actor for CustomerActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = SystemTime::now();
         match message {
-            CustomerMsg::Apply { record, offset } => state.apply(*record, &offset, now).await?,
+            // Boxed: the actor's task holds its largest handler future inline for its whole
+            // life, so the rare, large async paths (merge, forward) would cost every idle
+            // actor their size.
+            CustomerMsg::Apply { record, offset } => {
+                Box::pin(state.apply(*record, &offset, now)).await?;
+            }
             CustomerMsg::Fire { kind, due_ms } => state.fire(kind, due_ms, now),
             CustomerMsg::Get { reply } => {
-                let view = state.ctx.node.folder.view(&state.profile, now);
+                let ctx = state.ctx.clone();
+                let profile = state.profile();
                 // A profile holding only contact reservations has no applied event yet.
-                let found = state.found && !state.profile.applied_offsets.is_empty();
-                let _ = reply.send((view, found));
+                let has_events = !profile.applied_offsets.is_empty();
+                let view = ctx.node.folder.view(profile, now);
+                let _ = reply.send((view, state.found && has_events));
             }
+            CustomerMsg::Compact => state.compact(),
             CustomerMsg::Reserve {
                 request,
                 reservation_id,
                 reply,
             } => {
-                let result = state.ctx.node.folder.reserve(
-                    &mut state.profile,
-                    &request,
-                    &reservation_id,
-                    now,
-                );
+                let ctx = state.ctx.clone();
+                let result =
+                    ctx.node
+                        .folder
+                        .reserve(state.profile(), &request, &reservation_id, now);
                 if result.is_ok() {
                     state.touched(request.customer.as_ref());
                 }
                 let _ = reply.send(result);
             }
             CustomerMsg::Commit { request, reply } => {
-                let result = state
-                    .ctx
-                    .node
-                    .folder
-                    .commit(&mut state.profile, &request, now);
+                let ctx = state.ctx.clone();
+                let result = ctx.node.folder.commit(state.profile(), &request, now);
                 if result.is_ok() {
                     state.touched(request.customer.as_ref());
                 }
@@ -238,12 +249,11 @@ impl Actor for CustomerActor {
                 reservation_id,
                 reply,
             } => {
-                let previous =
-                    state
-                        .ctx
-                        .node
-                        .folder
-                        .release(&mut state.profile, &reservation_id, now);
+                let ctx = state.ctx.clone();
+                let previous = ctx
+                    .node
+                    .folder
+                    .release(state.profile(), &reservation_id, now);
                 if previous == ReservationState::Pending {
                     state.touched(None);
                 }
@@ -257,7 +267,11 @@ impl Actor for CustomerActor {
             }
             CustomerMsg::Erase { reply } => {
                 let erased_at = unix_ms(now);
-                let before = state.found.then(|| std::mem::take(&mut state.profile));
+                let before = if state.found {
+                    Some(std::mem::take(state.profile()))
+                } else {
+                    None
+                };
                 state.erase(erased_at);
                 let _ = reply.send((before, erased_at));
             }
@@ -274,7 +288,10 @@ impl CustomerState {
         };
         match stored {
             Some(StoredState::Put(bytes)) => {
-                self.profile = Profile::decode(bytes.as_slice())?;
+                // Validate now (a corrupt profile fails the activation), decode lazily later.
+                Profile::decode(bytes.as_slice())?;
+                self.encoded = bytes;
+                self.decoded = None;
                 self.found = true;
             }
             Some(StoredState::Erased(at)) => self.erased_at = Some(at),
@@ -319,14 +336,42 @@ impl CustomerState {
         }
     }
 
+    /// The profile, decoded if it was kept encoded.
+    fn profile(&mut self) -> &mut Profile {
+        if self.decoded.is_none() {
+            let profile = Profile::decode(self.encoded.as_slice())
+                .expect("profile bytes this actor encoded or validated decode");
+            self.encoded = Vec::new();
+            self.decoded = Some(Box::new(profile));
+        }
+        self.decoded.get_or_insert_with(Box::default)
+    }
+
+    /// Keeps the profile encoded while the customer is idle.
+    fn compact(&mut self) {
+        if self.loaded
+            && let Some(profile) = self.decoded.take()
+        {
+            self.encoded = profile.encode_to_vec();
+        }
+    }
+
+    /// The profile's stored form.
+    fn encode(&self) -> Vec<u8> {
+        match &self.decoded {
+            Some(profile) => profile.encode_to_vec(),
+            None => self.encoded.clone(),
+        }
+    }
+
     /// A contact-budget change: the profile must be stored even without any applied event, or
     /// its reservations would be lost on passivation or failover.
     fn touched(&mut self, customer: Option<&iee_api::pb::common::CustomerRef>) {
         if !self.found && self.erased_at.is_none() {
-            if self.profile.customer.is_none() {
-                self.profile.customer = customer.cloned();
+            if self.profile().customer.is_none() {
+                self.profile().customer = customer.cloned();
             }
-            self.profile.shard = self.ctx.shard;
+            self.profile().shard = self.ctx.shard;
             self.found = true;
         }
         self.dirty = true;
@@ -364,7 +409,7 @@ impl CustomerState {
             return Ok(());
         }
         let applied = self
-            .profile
+            .profile()
             .applied_offsets
             .get(&shard)
             .is_some_and(|last| !crate::fold::offsets::is_after(offset, last));
@@ -372,11 +417,11 @@ impl CustomerState {
             metrics.skipped("replay");
             return Ok(());
         }
-        if !self.profile.merged_into_customer_id.is_empty() {
+        if !self.profile().merged_into_customer_id.is_empty() {
             // A merged anonymous profile: the event belongs to the known customer now.
-            let customer_id = self.profile.merged_into_customer_id.clone();
+            let customer_id = self.profile().merged_into_customer_id.clone();
             self.forward(record, &customer_id).await?;
-            self.profile
+            self.profile()
                 .applied_offsets
                 .insert(shard, offset.to_owned());
             self.dirty = true;
@@ -392,11 +437,10 @@ impl CustomerState {
             self.merge_out(record, offset).await?;
             return Ok(());
         }
-        match self
-            .ctx
+        match ctx
             .node
             .folder
-            .apply(&mut self.profile, &record, shard, offset, now)
+            .apply(self.profile(), &record, shard, offset, now)
         {
             Applied::Skipped => metrics.skipped("replay"),
             Applied::Changed(effects) => {
@@ -419,7 +463,7 @@ impl CustomerState {
         let event = record.event.clone().unwrap_or_default();
         let customer_id = event.customer_id.clone();
         record.merged_profile = if self.found {
-            self.profile.encode_to_vec()
+            self.encode()
         } else {
             Vec::new()
         };
@@ -433,18 +477,18 @@ impl CustomerState {
         );
         self.append(target, format!("merge:{}", event.event_id), &record)
             .await?;
-        if self.profile.customer.is_none() {
-            self.profile.customer = Some(iee_api::pb::common::CustomerRef {
+        if self.profile().customer.is_none() {
+            self.profile().customer = Some(iee_api::pb::common::CustomerRef {
                 tenant_id: event.tenant_id.clone(),
                 customer_id: String::new(),
                 anonymous_id: event.anonymous_id.clone(),
             });
-            self.profile.shard = self.ctx.shard;
+            self.profile().shard = self.ctx.shard;
         }
-        self.ctx
-            .node
+        let ctx = self.ctx.clone();
+        ctx.node
             .folder
-            .mark_merged(&mut self.profile, &customer_id, self.ctx.shard, offset);
+            .mark_merged(self.profile(), &customer_id, ctx.shard, offset);
         self.found = true;
         self.dirty = true;
         self.ctx.node.metrics.merges.inc();
@@ -502,11 +546,11 @@ impl CustomerState {
             .timers
             .iter()
             .any(|(k, due)| *k == kind && due.is_some_and(|d| d != due_ms));
-        match self
-            .ctx
+        let ctx = self.ctx.clone();
+        match ctx
             .node
             .folder
-            .fire_timer(&mut self.profile, kind, due_ms, now)
+            .fire_timer(self.profile(), kind, due_ms, now)
         {
             Applied::Changed(effects) => {
                 set_timer(&mut self.timers, kind, None);
@@ -522,7 +566,8 @@ impl CustomerState {
     }
 
     fn erase(&mut self, erased_at: i64) {
-        self.profile = Profile::default();
+        self.decoded = Some(Box::default());
+        self.encoded = Vec::new();
         self.found = false;
         self.erased_at = Some(erased_at);
         self.signals.clear();
@@ -536,7 +581,7 @@ impl CustomerState {
         }
         self.dirty = false;
         let state = match (self.found, self.erased_at) {
-            (true, _) => Some(StoredState::Put(self.profile.encode_to_vec())),
+            (true, _) => Some(StoredState::Put(self.encode())),
             (false, Some(at)) => Some(StoredState::Erased(at)),
             (false, None) => None,
         };

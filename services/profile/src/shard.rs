@@ -108,6 +108,9 @@ pub(crate) struct ShardState {
     /// Timer members fired but not yet written back.
     timers_in_flight: HashSet<String>,
     flush_scheduled: bool,
+    /// Every resident actor with a recency position below this was told to compact (a touch
+    /// gives an actor a new, higher position).
+    compacted_below: u64,
     last_trim: Instant,
     next_reservation: u64,
 }
@@ -174,6 +177,7 @@ impl Actor for ShardActor {
             waiting: Vec::new(),
             timers_in_flight: HashSet::new(),
             flush_scheduled: false,
+            compacted_below: 0,
             last_trim: Instant::now(),
             next_reservation: 0,
         })
@@ -746,6 +750,21 @@ impl ShardState {
             })
             .cloned()
             .collect();
+        // Compaction of actors idle for a while: only those that became idle since the last
+        // tick are visited.
+        let compact_ms = config.compact_after_secs.saturating_mul(1000);
+        let mut compacted_below = self.compacted_below;
+        for (seq, key) in self.recency.range(self.compacted_below..) {
+            let Some(resident) = self.resident.get(key) else {
+                continue;
+            };
+            if now.saturating_sub(resident.last_active_ms) < compact_ms {
+                break;
+            }
+            let _ = resident.actor.cast(CustomerMsg::Compact);
+            compacted_below = seq + 1;
+        }
+        self.compacted_below = compacted_below;
         // Durable timers due now.
         let due = self
             .ctx

@@ -1023,8 +1023,9 @@ async fn erasure_removes_every_key_of_the_customer_and_refuses_later_events() {
     let nodes = ProfileNodes::start(&redis_url(&cluster), 2, &[]).await;
     let ingest = cluster.client().await;
     let client = nodes.client();
-    // Distinctive ids, so a scan for them finds nothing else. Client event ids do not contain them:
-    // dedup markers are named by event id, which the erasure cannot know (they expire with the dedup window).
+    // Distinctive ids, so a scan for them finds nothing else. Client event ids do not contain
+    // them: dedup markers are named by event id, which the erasure cannot know (they expire
+    // with the dedup window).
     let id = "erase-me-7f3a";
     let visitor = "visitor-9c1d";
     let mut ledger = Ledger::new();
