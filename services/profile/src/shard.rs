@@ -315,6 +315,28 @@ impl Actor for ShardActor {
     }
 }
 
+/// What an erasure deleted, one line per kind of state, naming no id.
+fn receipt(shard: u32, profile: &Profile, anonymous: usize) -> Vec<String> {
+    let pending: usize = profile.contacts.iter().map(|c| c.pending.len()).sum();
+    let contacts: u64 = profile.contacts.iter().map(|c| c.total).sum();
+    let mut deleted = vec![
+        format!("profile (shard {shard}, version {})", profile.version),
+        "durable timers: cart, inactive".to_owned(),
+        format!("contact history: {contacts} contacts, {pending} pending reservations"),
+    ];
+    if anonymous > 0 {
+        deleted.push(format!(
+            "anonymous profiles: {anonymous} (erased on their own shards through the log)"
+        ));
+        deleted.push(format!("identity links: {anonymous}"));
+        deleted.push(format!(
+            "dedup markers of identify and merge records: {}",
+            2 * anonymous
+        ));
+    }
+    deleted
+}
+
 fn contact_error(err: ContactError) -> ProfileError {
     match err {
         ContactError::Invalid { field, reason } => ProfileError::InvalidArgument { field, reason },
@@ -681,7 +703,12 @@ impl ShardState {
         }
         self.forget_links(&key, &anonymous).await?;
         self.ctx.node.metrics.erasures.inc();
+        let deleted = before
+            .as_ref()
+            .map(|p| receipt(self.ctx.shard, p, anonymous.len()))
+            .unwrap_or_default();
         Ok(EraseCustomerResponse {
+            deleted,
             erased: before.is_some(),
             anonymous_profiles_erased: u32::try_from(links.len()).unwrap_or(u32::MAX),
             erased_at: Some(prost_types::Timestamp {

@@ -264,6 +264,19 @@ async fn erasure_forgets_the_customer_and_refuses_later_events() {
         .await
         .unwrap();
     assert!(erased.erased);
+    assert!(
+        erased
+            .deleted
+            .iter()
+            .any(|d| d.starts_with("profile (shard")),
+        "the receipt lists the profile: {:?}",
+        erased.deleted
+    );
+    assert!(
+        erased.deleted.iter().all(|d| !d.contains("c-9")),
+        "the receipt names no id: {:?}",
+        erased.deleted
+    );
     assert!(!read(String::new()).await.found);
     let again = profile
         .erase_customer(EraseCustomerRequest {
@@ -273,6 +286,7 @@ async fn erasure_forgets_the_customer_and_refuses_later_events() {
         .await
         .unwrap();
     assert!(!again.erased, "a second erasure finds nothing");
+    assert!(again.deleted.is_empty());
 
     let later = ingest(&ingest_client, vec![purchase("e-2", "c-9", 900)]).await;
     assert!(
