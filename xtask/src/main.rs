@@ -110,7 +110,15 @@ fn test() -> Result<()> {
 }
 
 fn gen_config() -> Result<()> {
-    cargo(&["build", "-p", "iee", "-p", "iee-ingest", "-p", "iee-profile"])?;
+    cargo(&[
+        "build",
+        "-p",
+        "iee",
+        "-p",
+        "iee-ingest",
+        "-p",
+        "iee-profile",
+    ])?;
     for (binary, args, example) in [
         (
             "iee",

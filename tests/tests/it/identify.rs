@@ -21,7 +21,10 @@ async fn identify_links_once_and_logs_on_the_anonymous_shard(backend: Backend) {
     let client = cluster.client().await;
     let first = client.identify(link("v-1", "c-1")).await.unwrap();
     assert!(first.created);
-    assert_eq!(first.shard, shard_of("acme", "anon:v-1", iee_tests_shards()));
+    assert_eq!(
+        first.shard,
+        shard_of("acme", "anon:v-1", iee_tests_shards())
+    );
 
     let again = client.identify(link("v-1", "c-1")).await.unwrap();
     assert!(!again.created, "repeating a link changes nothing");

@@ -1,10 +1,10 @@
 //! The `iee` binary: `iee standalone` serves with health SERVING, takes events from a client
 //! and from `iee events send`, and exits 0 on SIGTERM after draining.
 
-use std::{io::Write, process::Command};
+use std::{io::Write, process::Command, time::Duration};
 
 use iee_api::ingest::{IngestRequest, TouchpointApi, TouchpointClient};
-use iee_test_support::bin_path;
+use iee_test_support::{bin_path, wait_until};
 use iee_tests::{events_for, spawn_standalone};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -21,17 +21,32 @@ async fn standalone_serves_ingests_and_exits_zero_on_sigterm() {
         .connect()
         .await
         .unwrap();
-    let mut health = HealthClient::new(channel.clone());
-    for service in ["", "iee.ingest.v1.TouchpointService"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    let health = HealthClient::new(channel.clone());
+    for service in [
+        "",
+        "iee.ingest.v1.TouchpointService",
+        "iee.profile.v1.ProfileService",
+    ] {
+        // The profile service turns SERVING once it owns its shards and has caught up.
+        wait_until(
+            Duration::from_secs(15),
+            &format!("{service:?} SERVING"),
+            || {
+                let mut health = health.clone();
+                async move {
+                    let status = health
+                        .check(HealthCheckRequest {
+                            service: service.into(),
+                        })
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .status;
+                    (status == ServingStatus::Serving as i32).then_some(())
+                }
+            },
+        )
+        .await;
     }
 
     let client = TouchpointClient::from_channel(channel);
@@ -145,7 +160,11 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
     let services: Vec<&str> = listed.lines().collect();
     assert_eq!(
         services,
-        ["grpc.health.v1.Health", "iee.ingest.v1.TouchpointService"],
+        [
+            "grpc.health.v1.Health",
+            "iee.ingest.v1.TouchpointService",
+            "iee.profile.v1.ProfileService"
+        ],
         "only served services are advertised"
     );
     let answer = grpcurl(&[
