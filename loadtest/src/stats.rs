@@ -7,8 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use iee_api::metadata::code_name;
+
 use hdrhistogram::Histogram;
-use iee_api::tonic::Code;
 
 use crate::scenario::Scenario;
 
@@ -272,29 +273,6 @@ impl Recorder {
     /// A copy of the statistics so far.
     pub fn snapshot(&self) -> Stats {
         self.lock().clone()
-    }
-}
-
-/// The canonical gRPC name of a status code, e.g. `UNAVAILABLE`.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -88,6 +88,37 @@ pub(crate) fn map_err(err: RedisError) -> StoreError {
 }
 
 impl RedisStore {
+    /// Up to `limit` entries of stream `key` after id `after` (from the start when `None`),
+    /// each with its payload field `field`.
+    pub(crate) async fn range_after(
+        &self,
+        key: String,
+        field: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(map_err)?;
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                Ok(LogEntry {
+                    payload: field_bytes(entry.map.get(field))?,
+                    offset: entry.id,
+                })
+            })
+            .collect()
+    }
+
     /// Prepares lazily connecting clients; nothing is contacted until the first request.
     pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
         let client = Client::open(config.url.as_str())
@@ -228,27 +259,8 @@ impl EventLog for RedisStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(keys::log(shard))
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        self.range_after(keys::log(shard), keys::LOG_FIELD, after, limit)
             .await
-            .map_err(map_err)?;
-        reply
-            .ids
-            .into_iter()
-            .map(|entry| {
-                let payload = field_bytes(entry.map.get(keys::LOG_FIELD))?;
-                Ok(LogEntry {
-                    offset: entry.id,
-                    payload,
-                })
-            })
-            .collect()
     }
 
     async fn forget(

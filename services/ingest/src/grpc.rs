@@ -8,6 +8,7 @@ use iee_api::ingest::{
     IngestStreamRequest, IngestStreamResponse, ListRejectedRequest, ListRejectedResponse,
     TouchpointApi, touchpoint_service_server::TouchpointService,
 };
+use iee_api::metadata::code_name;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -22,19 +23,6 @@ use crate::service::{Admission, Ingestor};
 pub(crate) struct TouchpointGrpc {
     pub(crate) ingestor: Arc<Ingestor>,
     pub(crate) shutdown: Shutdown,
-}
-
-fn code_name(code: tonic::Code) -> &'static str {
-    match code {
-        tonic::Code::Ok => "OK",
-        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
-        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
-        tonic::Code::Unavailable => "UNAVAILABLE",
-        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        tonic::Code::Internal => "INTERNAL",
-        _ => "OTHER",
-    }
 }
 
 impl TouchpointGrpc {

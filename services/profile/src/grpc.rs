@@ -7,6 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use iee_api::metadata::code_name;
 use iee_api::profile::{
     CommitContactRequest, CommitContactResponse, EraseCustomerRequest, EraseCustomerResponse,
     GetProfileRequest, GetProfileResponse, ProfileApi, ProfileError, ReleaseContactRequest,
@@ -16,7 +17,7 @@ use iee_api::profile::{
 };
 use iee_telemetry::{RpcMetrics, RpcTimer};
 use tokio_stream::Stream;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 /// What clients are told instead of an internal error's details, which stay in the log.
@@ -39,29 +40,6 @@ impl std::fmt::Debug for ProfileGrpc {
 /// `max_decoding_message_size` on the result to change them.
 pub fn service(api: Arc<dyn ProfileApi>, metrics: RpcMetrics) -> ProfileServiceServer<ProfileGrpc> {
     ProfileServiceServer::new(ProfileGrpc { api, metrics })
-}
-
-/// The canonical name of a gRPC code, as the `code` metric label.
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 /// Logs what operators need to see, then maps the error; internal details never leave the
@@ -245,6 +223,7 @@ mod tests {
     use iee_api::profile::Signal;
     use iee_telemetry::MetricsRegistry;
     use tokio_stream::StreamExt;
+    use tonic::Code;
 
     use super::*;
 

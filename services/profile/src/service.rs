@@ -121,13 +121,21 @@ impl ProfileService {
         }
     }
 
-    fn send(&self, handle: &ShardHandle, message: ShardMsg) -> Result<(), ProfileError> {
+    /// Sends a customer-scoped request to the shard actor serving `key` and waits for the
+    /// answer; returns the shard with it.
+    async fn ask<T>(
+        &self,
+        key: ProfileKey,
+        message: impl FnOnce(ProfileKey, oneshot::Sender<T>) -> ShardMsg,
+    ) -> Result<(u32, T), ProfileError> {
+        let handle = self.route(&key).await?;
+        let shard = handle.ctx.shard;
+        let (tx, rx) = oneshot::channel();
         handle
             .actor
-            .cast(message)
-            .map_err(|_| ProfileError::NoOwner {
-                shard: handle.ctx.shard,
-            })
+            .cast(message(key, tx))
+            .map_err(|_| ProfileError::NoOwner { shard })?;
+        Ok((shard, answer(rx, self.wait()).await?))
     }
 }
 
@@ -151,21 +159,17 @@ impl ProfileApi for ProfileService {
                 ),
             ));
         };
-        let handle = self.route(&key).await?;
-        let (tx, rx) = oneshot::channel();
-        self.send(
-            &handle,
-            ShardMsg::Get {
+        let (shard, (mut profile, found)) = self
+            .ask(key, |key, reply| ShardMsg::Get {
                 key,
                 min_offset,
-                reply: tx,
-            },
-        )?;
-        let (mut profile, found) = answer(rx, self.wait()).await?;
+                reply,
+            })
+            .await?;
         if !found {
             profile = Profile {
                 customer: request.customer.clone(),
-                shard: handle.ctx.shard,
+                shard,
                 ..Profile::default()
             };
         }
@@ -184,12 +188,12 @@ impl ProfileApi for ProfileService {
         if request.reason.len() > 256 {
             return Err(invalid("reason", "must be at most 256 characters"));
         }
-        let handle = self.route(&key).await?;
-        let (tx, rx) = oneshot::channel();
-        self.send(&handle, ShardMsg::Erase { key, reply: tx })?;
-        let response = answer(rx, self.wait()).await??;
+        let (shard, response) = self
+            .ask(key, |key, reply| ShardMsg::Erase { key, reply })
+            .await?;
+        let response = response?;
         tracing::info!(
-            shard = handle.ctx.shard,
+            shard,
             reason = request.reason,
             erased = response.erased,
             "customer erased"
@@ -202,22 +206,15 @@ impl ProfileApi for ProfileService {
         request: ReserveContactRequest,
     ) -> Result<ReserveContactResponse, ProfileError> {
         let key = profile_key(request.customer.as_ref())?;
-        let handle = self.route(&key).await?;
-        let (tx, rx) = oneshot::channel();
-        self.send(
-            &handle,
-            ShardMsg::Reserve {
+        let request = Box::new(request);
+        let (_, verdict) = self
+            .ask(key, |key, reply| ShardMsg::Reserve {
                 key,
-                request: Box::new(request),
-                reply: tx,
-            },
-        )?;
-        answer(rx, self.wait()).await?.map_err(|err| match err {
-            crate::fold::ContactError::Invalid { field, reason } => {
-                ProfileError::InvalidArgument { field, reason }
-            }
-            crate::fold::ContactError::NotFound(message) => ProfileError::NotFound(message),
-        })
+                request,
+                reply,
+            })
+            .await?;
+        Ok(verdict?)
     }
 
     async fn commit_contact(
@@ -228,19 +225,16 @@ impl ProfileApi for ProfileService {
         if request.reservation_id.is_empty() {
             return Err(invalid("reservation_id", "is required"));
         }
-        let handle = self.route(&key).await?;
-        let (tx, rx) = oneshot::channel();
-        self.send(
-            &handle,
-            ShardMsg::Commit {
+        let request = Box::new(request);
+        let (_, contact) = self
+            .ask(key, |key, reply| ShardMsg::Commit {
                 key,
-                request: Box::new(request),
-                reply: tx,
-            },
-        )?;
-        let contact = answer(rx, self.wait()).await??;
+                request,
+                reply,
+            })
+            .await?;
         Ok(CommitContactResponse {
-            contact: Some(contact),
+            contact: Some(contact?),
         })
     }
 
@@ -252,17 +246,14 @@ impl ProfileApi for ProfileService {
         if request.reservation_id.is_empty() {
             return Err(invalid("reservation_id", "is required"));
         }
-        let handle = self.route(&key).await?;
-        let (tx, rx) = oneshot::channel();
-        self.send(
-            &handle,
-            ShardMsg::Release {
+        let reservation_id = request.reservation_id;
+        let (_, previous) = self
+            .ask(key, |key, reply| ShardMsg::Release {
                 key,
-                reservation_id: request.reservation_id,
-                reply: tx,
-            },
-        )?;
-        let previous = answer(rx, self.wait()).await?;
+                reservation_id,
+                reply,
+            })
+            .await?;
         Ok(ReleaseContactResponse {
             previous_state: previous as i32,
         })

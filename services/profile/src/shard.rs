@@ -255,7 +255,7 @@ impl Actor for ShardActor {
                         Ok(()) => Ok(record),
                         Err(err) => Err(err),
                     },
-                    Ok(Err(err)) => Err(contact_error(err)),
+                    Ok(Err(err)) => Err(err.into()),
                     Err(_) => Err(ProfileError::Unavailable("customer actor stopped".into())),
                 };
                 let _ = reply.send(result);
@@ -337,10 +337,12 @@ fn receipt(shard: u32, profile: &Profile, anonymous: usize) -> Vec<String> {
     deleted
 }
 
-fn contact_error(err: ContactError) -> ProfileError {
-    match err {
-        ContactError::Invalid { field, reason } => ProfileError::InvalidArgument { field, reason },
-        ContactError::NotFound(message) => ProfileError::NotFound(message),
+impl From<ContactError> for ProfileError {
+    fn from(err: ContactError) -> Self {
+        match err {
+            ContactError::Invalid { field, reason } => Self::InvalidArgument { field, reason },
+            ContactError::NotFound(message) => Self::NotFound(message),
+        }
     }
 }
 

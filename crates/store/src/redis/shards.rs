@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::{Script, streams::StreamRangeReply};
 
-use super::{RedisStore, field_bytes, map_err, scripts};
+use super::{RedisStore, map_err, scripts};
 use crate::{
     Acquire, Lease, LogEntry, Member, Membership, PROFILE_CONSUMER, ProfileKey, ShardLeases,
     ShardOwner, ShardState, ShardWrite, StoreError, Timer, WriteOutcome, keys,
@@ -356,26 +356,8 @@ impl ShardState for RedisStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
-        let reply: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(keys::signals(shard))
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        self.range_after(keys::signals(shard), keys::SIGNAL_FIELD, after, limit)
             .await
-            .map_err(map_err)?;
-        reply
-            .ids
-            .into_iter()
-            .map(|entry| {
-                Ok(LogEntry {
-                    payload: field_bytes(entry.map.get(keys::SIGNAL_FIELD))?,
-                    offset: entry.id,
-                })
-            })
-            .collect()
     }
 
     async fn oldest_signal(&self, shard: u32) -> Result<Option<String>, StoreError> {
