@@ -7,7 +7,7 @@ mod profile_nodes;
 
 pub use cluster::{Backend, TEST_SHARDS, TestCluster};
 pub use events::{event, events_for, valid_event};
-pub use profile_nodes::{ProfileNodes, ProfileProcess, metric_value};
+pub use profile_nodes::{ProfileNodes, ProfileProcess, metric_value, scrape_metrics};
 
 use iee_test_support::ServerProcess;
 

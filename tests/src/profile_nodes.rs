@@ -333,11 +333,7 @@ impl ProfileNodes {
 
     /// The Prometheus text of node `index`, or `None` if it does not answer within 5 s.
     pub async fn scrape(&self, index: usize) -> Option<String> {
-        let addr = &self.nodes[index].metrics_addr;
-        tokio::time::timeout(Duration::from_secs(5), http_get(addr, "/metrics"))
-            .await
-            .ok()?
-            .ok()
+        scrape_metrics(&self.nodes[index].metrics_addr).await
     }
 
     /// The value of `series` on node `index`: a full series (`name{label="v"}`), or a metric
@@ -375,6 +371,15 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 }
 
 /// A minimal HTTP/1.1 GET (the test crate has no HTTP client; the endpoint is ours).
+/// The Prometheus text a metrics endpoint serves (`addr` is `host:port`), or `None` when it
+/// does not answer within 5 s.
+pub async fn scrape_metrics(addr: &str) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), http_get(addr, "/metrics"))
+        .await
+        .ok()?
+        .ok()
+}
+
 async fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");

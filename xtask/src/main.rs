@@ -86,6 +86,19 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The optional ONNX runtime (docs/onnx.md) is off in the workspace build.
+    cargo(&[
+        "clippy",
+        "-p",
+        "iee-predict",
+        "--features",
+        "onnx",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
     ])
 }
 
@@ -106,7 +119,16 @@ fn proto_lint() -> Result<()> {
 fn test() -> Result<()> {
     // Process tests spawn `iee`, `iee-ingest` and `iee-profile` from target/debug.
     cargo(&["build", "--workspace", "--bins", "--locked"])?;
-    cargo(&["test", "--workspace", "--locked"])
+    cargo(&["test", "--workspace", "--locked"])?;
+    // The optional ONNX runtime (docs/onnx.md) is off in the workspace build.
+    cargo(&[
+        "test",
+        "-p",
+        "iee-predict",
+        "--features",
+        "onnx",
+        "--locked",
+    ])
 }
 
 fn gen_config() -> Result<()> {
@@ -118,6 +140,8 @@ fn gen_config() -> Result<()> {
         "iee-ingest",
         "-p",
         "iee-profile",
+        "-p",
+        "iee-predict",
     ])?;
     for (binary, args, example) in [
         (
@@ -134,6 +158,11 @@ fn gen_config() -> Result<()> {
             "iee-profile",
             &["--print-config"][..],
             "services/profile/iee-profile.example.toml",
+        ),
+        (
+            "iee-predict",
+            &["--print-config"][..],
+            "services/predict/iee-predict.example.toml",
         ),
     ] {
         let mut command = Command::new(Path::new("target/debug").join(binary));

@@ -4,6 +4,7 @@
 pub mod ingest;
 pub mod metadata;
 pub mod pb;
+pub mod predict;
 pub mod profile;
 pub mod shard;
 

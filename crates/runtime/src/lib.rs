@@ -6,3 +6,19 @@ mod shutdown;
 
 pub use server::{GrpcServer, ReadinessProbe, RuntimeError, ServerConfig};
 pub use shutdown::{Shutdown, wait_for_signal};
+
+/// A name for this process among its replicas when none is configured: the host name (the pod
+/// name on Kubernetes) and the listening port, e.g. `profile-0-50051`.
+pub fn instance_name(fallback_host: &str, port: u16) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| fallback_host.to_owned());
+    format!("{host}-{port}")
+}

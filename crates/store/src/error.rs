@@ -13,4 +13,8 @@ pub enum StoreError {
     /// The configuration is unusable (bad URL, …).
     #[error("store configuration: {0}")]
     Config(String),
+    /// The write contradicts what is stored (e.g. different bytes under an existing immutable
+    /// model version); nothing changed.
+    #[error("store conflict: {0}")]
+    Conflict(String),
 }

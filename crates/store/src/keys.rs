@@ -81,6 +81,48 @@ pub fn members_addr() -> String {
     format!("{PREFIX}:{{members}}:addr")
 }
 
+/// The artifact of one model version (a string, immutable once written). The model id is
+/// length-prefixed so that no pair of model id and version can name another pair's key.
+pub fn model_artifact(tenant_id: &str, model_id: &str, version: &str) -> String {
+    format!(
+        "{PREFIX}:{{t:{tenant_id}}}:model:{}",
+        model_field(model_id, version)
+    )
+}
+
+/// The metadata of a tenant's model versions (a hash [`model_field`] → JSON metadata).
+pub fn model_versions(tenant_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:models")
+}
+
+/// The field of one model version in [`model_versions`]: `<len>:<model_id>:<version>`.
+pub fn model_field(model_id: &str, version: &str) -> String {
+    format!("{}:{model_id}:{version}", model_id.len())
+}
+
+/// A tenant's model assignments (a hash kind → JSON assignment).
+pub fn model_assignments(tenant_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:assignments")
+}
+
+/// A counter bumped with every assignment change of a tenant, polled by replicas.
+pub fn model_assignments_changed(tenant_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:assignments:changed")
+}
+
+/// The shared statistics of one online propensity model: a hash action id → packed evidence
+/// (little-endian f64s: observations, updated-at milliseconds, then the precisions and the etas
+/// of the weights).
+pub fn propensity(tenant_id: &str, model_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:prop:{model_id}")
+}
+
+/// The last merge applied from each replica to [`propensity`]'s statistics: a hash replica id →
+/// sequence number (merges are applied once).
+pub fn propensity_merges(tenant_id: &str, model_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:propseq:{model_id}")
+}
+
 /// Field of a log entry holding the encoded record.
 pub const LOG_FIELD: &str = "r";
 /// Field of a dead-letter entry holding the encoded dead letter.
@@ -111,6 +153,19 @@ mod tests {
             assert!(key.starts_with("iee:{s7}:"), "{key}");
         }
         assert_eq!(members_live()[..14], members_addr()[..14]);
+    }
+
+    #[test]
+    fn model_keys_share_the_tenant_tag_and_never_collide() {
+        for key in [
+            model_artifact("acme", "churn", "v1"),
+            model_versions("acme"),
+            model_assignments("acme"),
+            model_assignments_changed("acme"),
+        ] {
+            assert!(key.starts_with("iee:{t:acme}:"), "{key}");
+        }
+        assert_ne!(model_field("a:b", "c"), model_field("a", "b:c"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Storage behind traits: the per-shard event log with atomic deduplication, per-tenant dead
 //! letters, identity links, and the profile service's membership, shard leases and fenced shard
-//! state, each with a Redis (production) and an in-memory (standalone, tests) implementation.
+//! state, and the prediction service's model registry and shared propensity statistics, each
+//! with a Redis (production) and an in-memory (standalone, tests) implementation.
 //! Every Redis key name is built in [`keys`].
 
 mod config;
@@ -10,6 +11,8 @@ mod event_log;
 mod identity;
 pub mod keys;
 mod memory;
+mod models;
+mod propensity;
 mod redis;
 mod shards;
 
@@ -21,6 +24,8 @@ pub use error::StoreError;
 pub use event_log::{AppendOutcome, AppendRequest, EventLog, LogEntry};
 pub use identity::{IdentityLinks, LinkOutcome};
 pub use memory::MemoryStore;
+pub use models::{Activation, Assignment, ModelRegistry, ModelVersionMeta};
+pub use propensity::{ActionDelta, ActionStats, MergeToken, PropensityStats, decay_factor};
 pub use redis::RedisStore;
 pub use shards::{
     Acquire, Lease, LogConsumer, Member, Membership, PROFILE_CONSUMER, ProfileKey, ShardLeases,
@@ -44,6 +49,10 @@ pub struct Stores {
     pub shard_state: Arc<dyn ShardState>,
     /// Multi-shard log reads, acknowledgements and trimming.
     pub consumer: Arc<dyn LogConsumer>,
+    /// Model versions and assignments.
+    pub models: Arc<dyn ModelRegistry>,
+    /// Shared statistics of the online propensity models.
+    pub propensity: Arc<dyn PropensityStats>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -71,7 +80,9 @@ impl Stores {
             + Membership
             + ShardLeases
             + ShardState
-            + LogConsumer,
+            + LogConsumer
+            + ModelRegistry
+            + PropensityStats,
     {
         Self {
             log: store.clone(),
@@ -80,7 +91,9 @@ impl Stores {
             membership: store.clone(),
             leases: store.clone(),
             shard_state: store.clone(),
-            consumer: store,
+            consumer: store.clone(),
+            models: store.clone(),
+            propensity: store,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! The log is trimmed only through [`crate::LogConsumer::trim`], never past the slowest of the
 //! named consumers. The profile service's shard storage lives in [`shards`].
 
+mod models;
+mod propensity;
 mod shards;
 
 use std::{
@@ -24,6 +26,8 @@ struct ShardLog {
     sweep_at: usize,
     /// Consumer → the sequence number it acknowledged.
     acks: HashMap<String, u64>,
+    /// Consumer group → the last sequence number delivered to it.
+    groups: HashMap<String, u64>,
 }
 
 impl ShardLog {
@@ -69,6 +73,8 @@ pub struct MemoryStore {
     /// The profile service's state of each shard (lock order: state, then log).
     state: Vec<Mutex<shards::ShardData>>,
     members: Mutex<shards::Members>,
+    models: Mutex<models::Registries>,
+    propensity: Mutex<propensity::Tables>,
     /// Woken on every append, for blocking log reads.
     appended: tokio::sync::Notify,
 }
@@ -95,6 +101,8 @@ impl MemoryStore {
             links: Mutex::default(),
             state: (0..shard_count).map(|_| Mutex::default()).collect(),
             members: Mutex::default(),
+            models: Mutex::default(),
+            propensity: Mutex::default(),
             appended: tokio::sync::Notify::new(),
         }
     }

@@ -3,6 +3,8 @@
 //! storage lives in [`shards`] and [`consumer`].
 
 mod consumer;
+mod models;
+mod propensity;
 mod scripts;
 mod shards;
 

@@ -218,6 +218,21 @@ pub trait LogConsumer: Send + Sync + 'static {
     /// Records that `consumer` has processed `shard`'s log up to and including `offset`.
     async fn acknowledge(&self, shard: u32, consumer: &str, offset: &str)
     -> Result<(), StoreError>;
+    /// Reads up to `limit` new entries of each listed shard for `consumer`, a member of the
+    /// consumer group `group`: each entry goes to one member of the group, so replicas split
+    /// the work. A group starts at the end of a log the first time it reads it (it sees what
+    /// comes next, not the history). Waits up to `block` when nothing is new. Returns only
+    /// shards with entries. Delivery is at most once per group: an entry delivered to a member
+    /// that dies before processing it is not delivered again.
+    async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        shards: &[u32],
+        limit: usize,
+        block: Duration,
+    ) -> Result<Vec<(u32, Vec<LogEntry>)>, StoreError>;
+
     /// Removes the entries of `shard`'s log that every one of `consumers` has acknowledged
     /// (none if any of them has acknowledged nothing yet, or if `consumers` is empty). The
     /// entry at the smallest acknowledged offset itself may stay. Returns how many were removed.

@@ -57,7 +57,9 @@ impl std::fmt::Debug for Ingestor {
 fn unavailable(err: StoreError) -> IngestError {
     match err {
         StoreError::Unavailable(msg) => IngestError::Unavailable(msg),
-        StoreError::Backend(msg) | StoreError::Config(msg) => IngestError::Internal(msg),
+        StoreError::Backend(msg) | StoreError::Config(msg) | StoreError::Conflict(msg) => {
+            IngestError::Internal(msg)
+        }
     }
 }
 

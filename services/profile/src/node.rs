@@ -60,17 +60,7 @@ impl std::fmt::Debug for ProfileNode {
 
 /// The node id used when none is configured: the host name and the listening port.
 pub fn default_node_id(port: u16) -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "profile".to_owned());
-    format!("{host}-{port}")
+    iee_runtime::instance_name("profile", port)
 }
 
 impl ProfileNode {

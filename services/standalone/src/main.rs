@@ -2,6 +2,7 @@
 
 mod events;
 mod standalone;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +29,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Trains a model from a tabular export and writes its artifact.
+    Train {
+        #[command(subcommand)]
+        command: train::TrainCommand,
+    },
 }
 
 #[tokio::main]
@@ -36,6 +42,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,
         Command::Events { command } => events::run(command).await,
+        Command::Train { command } => train::run(command),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use iee_config::{ClusterConfig, ConfigError, Layers, ServeFlags, Validate};
 use iee_ingest::{IngestConfig, IngestDeps, IngestNode};
+use iee_predict::{PredictConfig, PredictDeps, PredictNode};
 use iee_profile::{ProfileConfig, ProfileDeps, ProfileNode, default_node_id};
 use iee_runtime::{GrpcServer, ServerConfig, Shutdown, wait_for_signal};
 use iee_store::{StoreConfig, Stores};
@@ -27,6 +28,8 @@ pub struct StandaloneConfig {
     pub ingest: IngestConfig,
     /// The profile service.
     pub profile: ProfileConfig,
+    /// The prediction service.
+    pub predict: PredictConfig,
 }
 
 impl Validate for StandaloneConfig {
@@ -34,7 +37,8 @@ impl Validate for StandaloneConfig {
         self.cluster.validate()?;
         self.store.validate()?;
         self.ingest.validate()?;
-        self.profile.validate()
+        self.profile.validate()?;
+        self.predict.validate()
     }
 }
 
@@ -71,13 +75,23 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         config.profile.clone(),
         &config.cluster,
         ProfileDeps {
-            stores,
+            stores: stores.clone(),
             metrics: registry.clone(),
             shutdown: shutdown.clone(),
         },
     );
+    let predict = PredictNode::build(
+        config.predict.clone(),
+        &config.cluster,
+        PredictDeps {
+            stores,
+            profiles: profile.client(),
+            metrics: registry.clone(),
+        },
+    );
     ingest.register(&mut server);
     profile.register(&mut server);
+    predict.register(&mut server);
     profile.start(if config.profile.advertise_address.is_empty() {
         local.to_string()
     } else {
@@ -93,6 +107,11 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         eprintln!("metrics on http://{addr}/metrics");
     }
     // The exact line tools wait for; keep its shape.
+    predict.start(if config.predict.consumer_name.is_empty() {
+        iee_runtime::instance_name("standalone", local.port())
+    } else {
+        config.predict.consumer_name.clone()
+    });
     println!("listening on {local}");
 
     let trigger = shutdown.clone();
@@ -102,6 +121,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         trigger.trigger();
     });
     server.serve(shutdown).await.context("grpc server")?;
+    predict.stop().await;
     profile.stop().await;
     ingest.stop().await;
     Ok(ExitCode::SUCCESS)

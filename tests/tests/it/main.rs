@@ -8,6 +8,7 @@ mod durability;
 mod idempotency;
 mod identify;
 mod outage;
+mod predict;
 mod profile;
 mod profile_standalone;
 mod rejected;

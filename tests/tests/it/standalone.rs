@@ -108,6 +108,11 @@ fn printed_default_configs_match_the_example_files() {
             vec!["--print-config"],
             "services/profile/iee-profile.example.toml",
         ),
+        (
+            "iee-predict",
+            vec!["--print-config"],
+            "services/predict/iee-predict.example.toml",
+        ),
     ] {
         let mut command = Command::new(bin_path(binary));
         command.args(&args);
@@ -163,6 +168,7 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
         [
             "grpc.health.v1.Health",
             "iee.ingest.v1.TouchpointService",
+            "iee.predict.v1.PredictionService",
             "iee.profile.v1.ProfileService"
         ],
         "only served services are advertised"

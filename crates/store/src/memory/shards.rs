@@ -372,6 +372,48 @@ impl LogConsumer for MemoryStore {
         }
     }
 
+    async fn read_group(
+        &self,
+        group: &str,
+        _consumer: &str,
+        shards: &[u32],
+        limit: usize,
+        block: Duration,
+    ) -> Result<Vec<(u32, Vec<LogEntry>)>, StoreError> {
+        let deadline = Instant::now() + block;
+        loop {
+            let appended = self.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            let mut found = Vec::new();
+            for shard in shards {
+                let mut log = lock(self.shard(*shard)?);
+                let end = log.next_seq;
+                let cursor = *log.groups.entry(group.to_owned()).or_insert(end);
+                let start = log.entries.partition_point(|(seq, _)| *seq <= cursor);
+                let entries: Vec<LogEntry> = log.entries[start..]
+                    .iter()
+                    .take(limit.max(1))
+                    .map(|(seq, payload)| LogEntry {
+                        offset: format_offset(*seq),
+                        payload: payload.clone(),
+                    })
+                    .collect();
+                if let Some(last) = entries.last() {
+                    let last = parse_offset(&last.offset)?;
+                    log.groups.insert(group.to_owned(), last);
+                    found.push((*shard, entries));
+                }
+            }
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
     async fn acknowledge(
         &self,
         shard: u32,

@@ -136,6 +136,88 @@ impl LogConsumer for RedisStore {
         Ok(found)
     }
 
+    async fn read_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        shards: &[u32],
+        limit: usize,
+        block: Duration,
+    ) -> Result<Vec<(u32, Vec<LogEntry>)>, StoreError> {
+        if shards.is_empty() {
+            tokio::time::sleep(block).await;
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(group).arg(consumer);
+        cmd.arg("COUNT").arg(limit.max(1));
+        let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        // Delivered entries are not kept pending: learning from an entry twice is worse than
+        // missing one that a dying replica had taken.
+        cmd.arg("NOACK").arg("STREAMS");
+        let mut by_key = HashMap::with_capacity(shards.len());
+        for shard in shards {
+            let key = keys::log(*shard);
+            cmd.arg(&key);
+            by_key.insert(key, *shard);
+        }
+        for _ in shards {
+            cmd.arg(">");
+        }
+        let mut conn = self.blocking.take(block).await?;
+        let reply: Result<Option<StreamReadReply>, _> = cmd.query_async(&mut conn).await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(err) if err.code() == Some("NOGROUP") => {
+                // First read of this group: create it at the end of every log, then read.
+                for shard in shards {
+                    let created: Result<(), _> = redis::cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(keys::log(*shard))
+                        .arg(group)
+                        .arg("$")
+                        .arg("MKSTREAM")
+                        .query_async(&mut conn)
+                        .await;
+                    if let Err(err) = created
+                        && err.code() != Some("BUSYGROUP")
+                    {
+                        return Err(map_err(err));
+                    }
+                }
+                cmd.query_async(&mut conn).await.map_err(map_err)?
+            }
+            Err(err) => return Err(map_err(err)),
+        };
+        self.blocking.put_back(conn);
+        let Some(reply) = reply else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::with_capacity(reply.keys.len());
+        for stream in reply.keys {
+            let Some(&shard) = by_key.get(&stream.key) else {
+                continue;
+            };
+            let entries = stream
+                .ids
+                .into_iter()
+                .map(|entry| {
+                    Ok(LogEntry {
+                        payload: field_bytes(entry.map.get(keys::LOG_FIELD))?,
+                        offset: entry.id,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            if !entries.is_empty() {
+                found.push((shard, entries));
+            }
+        }
+        Ok(found)
+    }
+
     async fn acknowledge(
         &self,
         shard: u32,

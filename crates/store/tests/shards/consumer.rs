@@ -8,6 +8,7 @@ on_both_backends!(
     read_many_wakes_up_on_append,
     read_many_waits_for_the_block_when_nothing_comes,
     trim_never_passes_the_slowest_consumer,
+    a_consumer_group_starts_at_the_end_and_splits_entries_between_members,
 );
 
 async fn read_many_returns_only_shards_with_entries(stores: &Stores) {
@@ -134,4 +135,53 @@ async fn redis_blocking_read_does_not_stall_other_requests() {
     let read = blocked.await.unwrap();
     assert_eq!(payloads(&read[0].1), ["wake"]);
     assert!(quick < Duration::from_secs(2), "{quick:?}");
+}
+
+async fn a_consumer_group_starts_at_the_end_and_splits_entries_between_members(stores: &Stores) {
+    append(stores, 1, &["history"]).await;
+    let block = Duration::from_millis(200);
+    // The first read creates the group at the end of each log: history is not delivered.
+    let first = stores
+        .consumer
+        .read_group("learners", "a", &[1, 2], 10, block)
+        .await
+        .unwrap();
+    assert!(first.is_empty(), "{first:?}");
+    append(stores, 1, &["n1", "n2", "n3"]).await;
+    append(stores, 2, &["m1"]).await;
+    let a = stores
+        .consumer
+        .read_group("learners", "a", &[1, 2], 2, block)
+        .await
+        .unwrap();
+    let b = stores
+        .consumer
+        .read_group("learners", "b", &[1, 2], 10, block)
+        .await
+        .unwrap();
+    let mut delivered: Vec<String> = a
+        .iter()
+        .chain(&b)
+        .flat_map(|(_, entries)| payloads(entries))
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        ["m1", "n1", "n2", "n3"],
+        "each new entry exactly once"
+    );
+    // Another group sees the same entries independently (from its own start).
+    append(stores, 2, &["m2"]).await;
+    let again = stores
+        .consumer
+        .read_group("learners", "a", &[1, 2], 10, block)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .flat_map(|(_, e)| payloads(e))
+            .collect::<Vec<_>>(),
+        ["m2"]
+    );
 }

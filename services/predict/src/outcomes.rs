@@ -1,0 +1,176 @@
+//! Online learning from outcomes: the replicas of the prediction service form one consumer group
+//! over the shard logs, so each `decision_outcome` event is learned from by one replica; each
+//! replica merges what it learned with the others through the store.
+//!
+//! Reward of an outcome event: its numeric property `reward` (0 or 1) when present; otherwise
+//! `click`, `accept` and `convert` count as a positive response, `dismiss` as a negative one,
+//! and an `impression` alone teaches nothing (it is the exposure, not the response). The
+//! features are the customer's profile when the outcome is learned plus the event's channel and
+//! touchpoint as context.
+
+use std::{sync::Arc, time::Duration};
+
+use iee_api::{
+    pb::{
+        common::{CustomerRef, Event, LogRecord, PropertyValue, property_value::Kind as ValueKind},
+        predict::FeatureVector,
+    },
+    profile::{GetProfileRequest, ProfileApi},
+    shard::customer_key,
+};
+use iee_runtime::Shutdown;
+use iee_store::Stores;
+use prost::Message;
+
+use crate::{features, model::Kind, service::Predictor};
+
+/// Name of the learners' consumer group on the shard logs.
+pub(crate) const LEARNERS_GROUP: &str = "predict-learners";
+
+fn property<'a>(event: &'a Event, name: &str) -> Option<&'a ValueKind> {
+    event
+        .properties
+        .get(name)
+        .and_then(|v: &PropertyValue| v.kind.as_ref())
+}
+
+fn text(event: &Event, name: &str) -> Option<String> {
+    match property(event, name)? {
+        ValueKind::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The reward an outcome event teaches, if any.
+pub(crate) fn reward(event: &Event) -> Option<bool> {
+    match property(event, "reward") {
+        Some(ValueKind::NumberValue(n)) => return Some(*n > 0.5),
+        Some(ValueKind::BoolValue(b)) => return Some(*b),
+        _ => {}
+    }
+    let kind = text(event, "kind").or_else(|| text(event, "outcome"))?;
+    match kind
+        .trim()
+        .to_ascii_lowercase()
+        .trim_start_matches("outcome_kind_")
+    {
+        "click" | "accept" | "convert" => Some(true),
+        "dismiss" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads outcome events until `stop` and feeds them to the learner, merging through the store
+/// every `learn_sync_interval_ms`.
+pub(crate) async fn learn(
+    predictor: Arc<Predictor>,
+    stores: Stores,
+    shard_count: u32,
+    consumer: String,
+    stop: Shutdown,
+) {
+    let shards: Vec<u32> = (0..shard_count).collect();
+    let sync_every = Duration::from_millis(predictor.config.learn_sync_interval_ms);
+    let mut last_sync = tokio::time::Instant::now();
+    let block = Duration::from_millis(500);
+    loop {
+        let read = tokio::select! {
+            () = stop.wait() => break,
+            read = stores.consumer.read_group(
+                LEARNERS_GROUP,
+                &consumer,
+                &shards,
+                predictor.config.learn_read_batch,
+                block,
+            ) => read,
+        };
+        match read {
+            Ok(found) => {
+                for (_, entries) in found {
+                    for entry in entries {
+                        learn_one(&predictor, &entry.payload).await;
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "reading outcome events failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        if last_sync.elapsed() >= sync_every {
+            last_sync = tokio::time::Instant::now();
+            sync(&predictor, &stores).await;
+        }
+    }
+    // Publish what was learned since the last merge before stopping.
+    sync(&predictor, &stores).await;
+}
+
+async fn sync(predictor: &Predictor, stores: &Stores) {
+    match predictor.learner.sync(stores.propensity.as_ref()).await {
+        Ok(()) => {
+            predictor.metrics.syncs.inc();
+        }
+        Err(err) => tracing::warn!(error = %err, "merging learned propensities failed"),
+    }
+}
+
+async fn learn_one(predictor: &Predictor, payload: &[u8]) {
+    let Ok(record) = LogRecord::decode(payload) else {
+        return;
+    };
+    let Some(event) = record.event else { return };
+    if event.r#type != "decision_outcome" {
+        return;
+    }
+    let (Some(action), Some(reward)) = (text(&event, "action_id"), reward(&event)) else {
+        predictor.metrics.outcomes_skipped.inc();
+        return;
+    };
+    let customer = CustomerRef {
+        tenant_id: event.tenant_id.clone(),
+        customer_id: event.customer_id.clone(),
+        anonymous_id: event.anonymous_id.clone(),
+    };
+    let profile = predictor
+        .profiles
+        .get_profile(GetProfileRequest {
+            customer: Some(customer.clone()),
+            min_applied_offset: String::new(),
+        })
+        .await;
+    let base = match profile {
+        Ok(r) if r.found => r
+            .profile
+            .map(|p| features::from_profile(&p, std::time::SystemTime::now()))
+            .unwrap_or_default(),
+        Ok(_) => FeatureVector::default(),
+        Err(err) => {
+            tracing::debug!(error = %err, "profile unavailable; outcome not learned");
+            predictor.metrics.outcomes_skipped.inc();
+            return;
+        }
+    };
+    let context = features::context_features(
+        event.channel,
+        &event.touchpoint,
+        &std::collections::HashMap::new(),
+    );
+    let x = features::merge(base, context);
+    let Ok(models) = predictor.cache.tenant(&event.tenant_id).await else {
+        predictor.metrics.outcomes_skipped.inc();
+        return;
+    };
+    let key = customer_key(&event.customer_id, &event.anonymous_id);
+    let (model, _) = predictor
+        .cache
+        .choose(&models, Kind::Propensity, &event.tenant_id, &key);
+    predictor.learner.observe(
+        &event.tenant_id,
+        &model.artifact.model_id,
+        &action,
+        x,
+        reward,
+    );
+    predictor.metrics.outcomes_learned.inc();
+}
