@@ -1,10 +1,13 @@
-//! `Score` latency through gRPC with the profile fetched, for docs/performance.md. Runs a release
-//! `iee standalone` (in memory) as a process, fills 1,000 profiles through ingest, then sends
-//! `Score` requests one at a time:
+//! `Score` latency through gRPC with the profile fetched, for docs/performance.md. Fills 1,000
+//! profiles through ingest, then sends `Score` requests one at a time, in two set-ups:
+//!
+//! - `standalone`: one `iee standalone` process (in memory); the profile is read in process.
+//! - `distributed`: `iee standalone` on a private Redis serving ingest and profile, and a
+//!   separate `iee-predict` process reading profiles from it over gRPC.
 //!
 //! ```text
 //! cargo build --release --bins
-//! cargo bench -p iee-predict --bench predict
+//! cargo bench -p iee-predict --bench predict -- standalone|distributed
 //! ```
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -19,7 +22,7 @@ use iee_api::{
         SatisfactionQuery, ScoreRequest,
     },
 };
-use iee_test_support::ServerProcess;
+use iee_test_support::{RedisServer, ServerProcess};
 
 const CUSTOMERS: usize = 1_000;
 
@@ -66,21 +69,11 @@ fn request(customer: usize, actions: usize) -> ScoreRequest {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let iee = ServerProcess::spawn(
-        "iee",
-        &[
-            "standalone",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-        ],
-        &[("IEE_CLUSTER__SHARD_COUNT", "64")],
-    );
-    let ingest = TouchpointClient::connect(iee.endpoint()).await.unwrap();
-    let predict = PredictClient::connect(iee.endpoint()).await.unwrap();
+async fn measure(ingest_at: &ServerProcess, predict_at: &ServerProcess, setup: &str) {
+    let ingest = TouchpointClient::connect(ingest_at.endpoint())
+        .await
+        .unwrap();
+    let predict = PredictClient::connect(predict_at.endpoint()).await.unwrap();
     let events: Vec<Event> = (0..CUSTOMERS * 10)
         .map(|i| event(i, i % CUSTOMERS))
         .collect();
@@ -113,13 +106,72 @@ async fn main() {
             assert!(scored.profile_version > 0);
         }
         println!(
-            "Score with {actions} candidate action(s), all four kinds, profile fetched, gRPC, one at \
-             a time: n={n} p50={:.3} ms p99={:.3} ms p99.9={:.3} ms ({:.0} req/s)",
+            "{setup}: Score with {actions} candidate action(s), all four kinds, profile fetched, \
+             one at a time: n={n} p50={:.3} ms p99={:.3} ms p99.9={:.3} ms ({:.0} req/s)",
             hist.value_at_quantile(0.5) as f64 / 1000.0,
             hist.value_at_quantile(0.99) as f64 / 1000.0,
             hist.value_at_quantile(0.999) as f64 / 1000.0,
             n as f64 / started.elapsed().as_secs_f64()
         );
     }
-    iee.signal_and_wait("TERM").await;
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "standalone".to_owned());
+    let shards = [("IEE_CLUSTER__SHARD_COUNT", "64")];
+    match mode.as_str() {
+        "standalone" => {
+            let iee = ServerProcess::spawn(
+                "iee",
+                &[
+                    "standalone",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "",
+                ],
+                &shards,
+            );
+            measure(&iee, &iee, "standalone").await;
+            iee.signal_and_wait("TERM").await;
+        }
+        "distributed" => {
+            let redis = RedisServer::start();
+            let url = redis.url();
+            let iee = ServerProcess::spawn(
+                "iee",
+                &[
+                    "standalone",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "",
+                    "--redis-url",
+                    &url,
+                ],
+                &shards,
+            );
+            let seeds = format!("[\"{}\"]", iee.addr);
+            let predict = ServerProcess::spawn(
+                "iee-predict",
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "",
+                    "--redis-url",
+                    &url,
+                ],
+                &[shards[0], ("IEE_PREDICT__PROFILE_SEEDS", &seeds)],
+            );
+            measure(&iee, &predict, "distributed").await;
+            predict.signal_and_wait("TERM").await;
+            iee.signal_and_wait("TERM").await;
+        }
+        other => panic!("unknown mode {other}: standalone|distributed"),
+    }
 }

@@ -270,6 +270,73 @@ async fn registration_checks_the_artifact_and_activation_serves_it() {
         "recency.days_since_last_seen"
     );
 
+    // A challenger serves its share of customers, each customer always the same model.
+    predict
+        .register_model(register(churn_artifact("v2", -0.8, 0.4).to_json()))
+        .await
+        .unwrap();
+    let reference = |version: &str| {
+        Some(ModelRef {
+            model_id: "churn-test".into(),
+            version: version.into(),
+        })
+    };
+    let challenged = predict
+        .activate_model(ActivateModelRequest {
+            tenant_id: "acme".into(),
+            champion: reference("v1"),
+            challenger: reference("v2"),
+            challenger_share: 0.3,
+            expected_revision: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(challenged.assignment.unwrap().revision, 2);
+    let version_for = |customer_id: String| {
+        let predict = predict.clone();
+        async move {
+            let mut request = churn_request(explicit(20.0, 1.0));
+            request.customer = customer(&customer_id);
+            predict
+                .score(request)
+                .await
+                .unwrap()
+                .churn
+                .unwrap()
+                .model
+                .unwrap()
+                .version
+        }
+    };
+    let mut challenger_customers = 0;
+    for i in 0..200 {
+        let first = version_for(format!("c-{i}")).await;
+        assert_eq!(
+            first,
+            version_for(format!("c-{i}")).await,
+            "sticky per customer"
+        );
+        challenger_customers += usize::from(first == "v2");
+    }
+    assert!(
+        (30..=90).contains(&challenger_customers),
+        "about 30% of 200 customers on the challenger, got {challenger_customers}"
+    );
+    // Rollback: v1 alone again; the previous assignment is reported.
+    let rolled_back = predict
+        .activate_model(ActivateModelRequest {
+            tenant_id: "acme".into(),
+            champion: reference("v1"),
+            ..ActivateModelRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rolled_back.previous.unwrap().challenger.unwrap().version,
+        "v2"
+    );
+    assert_eq!(version_for("c-1".into()).await, "v1");
+
     // A stale expected revision is refused.
     let stale = predict
         .activate_model(ActivateModelRequest {
