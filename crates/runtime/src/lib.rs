@@ -3,9 +3,11 @@
 
 mod server;
 mod shutdown;
+mod unary;
 
 pub use server::{GrpcServer, ReadinessProbe, RuntimeError, ServerConfig};
 pub use shutdown::{Shutdown, wait_for_signal};
+pub use unary::serve_unary;
 
 /// A name for this process among its replicas when none is configured: the host name (the pod
 /// name on Kubernetes) and the listening port, e.g. `profile-0-50051`.

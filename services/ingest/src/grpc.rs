@@ -8,7 +8,6 @@ use iee_api::ingest::{
     IngestStreamRequest, IngestStreamResponse, ListRejectedRequest, ListRejectedResponse,
     TouchpointApi, touchpoint_service_server::TouchpointService,
 };
-use iee_api::metadata::code_name;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -37,16 +36,13 @@ impl TouchpointGrpc {
     where
         Fut: std::future::Future<Output = Result<T, IngestError>>,
     {
-        let timer = self.ingestor.metrics.rpc.start(rpc);
-        let span = iee_telemetry::rpc_span("ingest", rpc, request.metadata());
-        let result = work(request.into_inner()).instrument(span).await;
-        match result {
-            Ok(response) => {
-                timer.finish("OK");
-                Ok(Response::new(response))
-            }
-            Err(err) => {
-                timer.finish(code_name(err.code()));
+        iee_runtime::serve_unary(
+            &self.ingestor.metrics.rpc,
+            "ingest",
+            rpc,
+            request,
+            work,
+            |err: IngestError| {
                 match &err {
                     IngestError::Internal(detail) => {
                         tracing::error!(rpc, error = %detail, "ingest internal error");
@@ -56,9 +52,10 @@ impl TouchpointGrpc {
                     }
                     _ => {}
                 }
-                Err(err.into())
-            }
-        }
+                err.into()
+            },
+        )
+        .await
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use iee_api::metadata::code_name;
 use iee_api::predict::{
     ActivateModelRequest, ActivateModelResponse, ListModelsRequest, ListModelsResponse,
     MAX_MESSAGE_BYTES, PredictApi, PredictError, RegisterModelRequest, RegisterModelResponse,
@@ -12,7 +11,6 @@ use iee_api::predict::{
 };
 use iee_telemetry::RpcMetrics;
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 /// What clients are told instead of an internal error's details, which stay in the log.
 const INTERNAL_DETAILS_LOGGED: &str = "details are in the server log";
@@ -58,8 +56,6 @@ fn to_status(rpc: &'static str, err: PredictError) -> Status {
 }
 
 impl PredictGrpc {
-    /// Runs one unary RPC in its span (continuing the caller's trace), with its RED metrics and
-    /// the error-to-status mapping.
     async fn call<Req, T, Fut>(
         &self,
         rpc: &'static str,
@@ -69,18 +65,10 @@ impl PredictGrpc {
     where
         Fut: Future<Output = Result<T, PredictError>>,
     {
-        let timer = self.metrics.start(rpc);
-        let span = iee_telemetry::rpc_span("predict", rpc, request.metadata());
-        match work(request.into_inner()).instrument(span).await {
-            Ok(response) => {
-                timer.finish("OK");
-                Ok(Response::new(response))
-            }
-            Err(err) => {
-                timer.finish(code_name(err.code()));
-                Err(to_status(rpc, err))
-            }
-        }
+        iee_runtime::serve_unary(&self.metrics, "predict", rpc, request, work, |err| {
+            to_status(rpc, err)
+        })
+        .await
     }
 }
 

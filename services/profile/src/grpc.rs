@@ -59,8 +59,6 @@ fn to_status(rpc: &'static str, err: ProfileError) -> Status {
 }
 
 impl ProfileGrpc {
-    /// Runs one unary RPC in its span (continuing the caller's trace), with its RED metrics and
-    /// the error-to-status mapping.
     async fn call<Req, T, Fut>(
         &self,
         rpc: &'static str,
@@ -70,18 +68,10 @@ impl ProfileGrpc {
     where
         Fut: Future<Output = Result<T, ProfileError>>,
     {
-        let timer = self.metrics.start(rpc);
-        let span = iee_telemetry::rpc_span("profile", rpc, request.metadata());
-        match work(request.into_inner()).instrument(span).await {
-            Ok(response) => {
-                timer.finish("OK");
-                Ok(Response::new(response))
-            }
-            Err(err) => {
-                timer.finish(code_name(err.code()));
-                Err(to_status(rpc, err))
-            }
-        }
+        iee_runtime::serve_unary(&self.metrics, "profile", rpc, request, work, |err| {
+            to_status(rpc, err)
+        })
+        .await
     }
 }
 
