@@ -466,6 +466,11 @@ impl PredictApi for Predictor {
                     training_examples: a.training_examples,
                     metrics: a.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
                     builtin: m.builtin,
+                    training_data: a
+                        .training_data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                     role: roles
                         .get(&(a.model_id.clone(), a.version.clone()))
                         .copied()
@@ -660,6 +665,7 @@ impl PredictApi for Predictor {
                 feature_names: artifact.feature_names.clone(),
                 training_examples: artifact.training_examples,
                 metrics: artifact.metrics.into_iter().collect(),
+                training_data: artifact.training_data.into_iter().collect(),
                 builtin: false,
                 role: ModelRole::Unspecified as i32,
             }),
