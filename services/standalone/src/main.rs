@@ -1,6 +1,7 @@
 //! `iee`: every IEE service in one process (`iee standalone`) and the command-line verbs.
 
 mod events;
+mod profiles;
 mod standalone;
 mod train;
 
@@ -29,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Exports profile feature snapshots and labels them for training.
+    Profiles {
+        #[command(subcommand)]
+        command: profiles::ProfilesCommand,
+    },
     /// Trains a model from a tabular export and writes its artifact.
     Train {
         #[command(subcommand)]
@@ -42,6 +48,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,
         Command::Events { command } => events::run(command).await,
+        Command::Profiles { command } => profiles::run(command).await,
         Command::Train { command } => train::run(command),
     };
     match result {

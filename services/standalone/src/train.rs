@@ -44,6 +44,10 @@ pub struct ChurnArgs {
     /// A row identifier column, excluded from the features.
     #[arg(long, value_name = "COLUMN")]
     id: Option<String>,
+    /// A column to leave out of the features (repeatable); `PREFIX*` leaves out every column
+    /// starting with PREFIX, if any. A name matching no column is an error.
+    #[arg(long, value_name = "COLUMN")]
+    exclude: Vec<String>,
     /// Share of each class held out for evaluation (0 to 0.9).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -112,12 +116,17 @@ pub struct SatisfactionArgs {
     /// The CSV export, with a header row.
     #[arg(long, value_name = "FILE")]
     csv: PathBuf,
-    /// The NPS answer column (0-10); rows with a blank answer are skipped.
+    /// The NPS answer column (0-10); rows with a blank answer are skipped. It is never a
+    /// feature, nor is `<survey>.days_since` beside a `<survey>.score` column.
     #[arg(long, value_name = "COLUMN")]
     nps: String,
     /// A row identifier column, excluded from the features.
     #[arg(long, value_name = "COLUMN")]
     id: Option<String>,
+    /// A column to leave out of the features (repeatable); `PREFIX*` leaves out every column
+    /// starting with PREFIX, if any. A name matching no column is an error.
+    #[arg(long, value_name = "COLUMN")]
+    exclude: Vec<String>,
     /// Share of each class held out for evaluation (0 to 0.9).
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -154,6 +163,7 @@ pub fn run(command: TrainCommand) -> anyhow::Result<ExitCode> {
         TrainCommand::Churn(args) => {
             let options = ChurnOptions {
                 id: args.id,
+                exclude: args.exclude,
                 test_fraction: args.test_fraction,
                 seed: args.seed,
                 l2: args.l2,
@@ -199,6 +209,7 @@ pub fn run(command: TrainCommand) -> anyhow::Result<ExitCode> {
         TrainCommand::Satisfaction(args) => {
             let options = SatisfactionOptions {
                 id: args.id,
+                exclude: args.exclude,
                 test_fraction: args.test_fraction,
                 seed: args.seed,
                 l2: args.l2,

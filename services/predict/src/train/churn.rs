@@ -10,7 +10,7 @@ use crate::model::{
 
 use super::{
     TrainError, TrainReport,
-    csv::{Labelled, load_labelled, stratified_split},
+    csv::{Labelled, load_labelled_excluding, stratified_split},
     dates::version_now,
 };
 
@@ -21,6 +21,8 @@ pub struct ChurnOptions {
     pub label: String,
     /// A column identifying rows, excluded from the features.
     pub id: Option<String>,
+    /// More columns to leave out of the features: names, or prefixes ending in `*`.
+    pub exclude: Vec<String>,
     /// Share of each class held out for evaluation, in [0, 0.9].
     pub test_fraction: f64,
     /// Seed of the holdout split.
@@ -41,6 +43,7 @@ impl ChurnOptions {
         Self {
             label: label.into(),
             id: None,
+            exclude: Vec::new(),
             test_fraction: 0.2,
             seed: 0,
             l2: 1.0,
@@ -65,8 +68,12 @@ pub fn train_churn(
 ) -> Result<(ModelArtifact, TrainReport), TrainError> {
     let started = Instant::now();
     check_fraction(options.test_fraction)?;
-    let Labelled { features, labels } =
-        load_labelled(reader, &options.label, options.id.as_deref())?;
+    let Labelled { features, labels } = load_labelled_excluding(
+        reader,
+        &options.label,
+        options.id.as_deref(),
+        &options.exclude,
+    )?;
     let classes: Vec<usize> = labels.iter().map(|&y| usize::from(y > 0.5)).collect();
     let split = stratified_split(&classes, options.test_fraction, options.seed);
     let pick = |rows: &[usize]| -> (Vec<_>, Vec<f64>) {
@@ -115,6 +122,9 @@ pub fn train_churn(
     ]);
     if let Some(source) = &options.source {
         training_data.insert("source".to_owned(), source.clone());
+    }
+    if !options.exclude.is_empty() {
+        training_data.insert("excluded".to_owned(), options.exclude.join(","));
     }
     let (version, created_at_ms) = version_now();
     let section = largest_weights(&encoder, &weights, 10);

@@ -111,6 +111,23 @@ impl Table {
             })
     }
 
+    /// The indices of the columns `names` pick: exact names, or prefixes ending in `*`
+    /// (`experience.*`). An exact name that matches no column is an error listing the columns,
+    /// so a misspelt exclusion does not pass silently; a prefix may match none (an export has
+    /// no column for a feature family no row has).
+    pub fn matching(&self, names: &[String]) -> Result<Vec<usize>, TrainError> {
+        let mut out = Vec::new();
+        for name in names {
+            match name.strip_suffix('*') {
+                Some(prefix) => out.extend(
+                    (0..self.headers.len()).filter(|&c| self.headers[c].starts_with(prefix)),
+                ),
+                None => out.push(self.column(name)?),
+            }
+        }
+        Ok(out)
+    }
+
     /// An error about the cell of data row `row` (0-based) in column `col`.
     pub fn bad_value(&self, row: usize, col: usize, expected: &str) -> TrainError {
         TrainError::BadValue {
@@ -191,12 +208,24 @@ pub fn load_labelled(
     label: &str,
     id: Option<&str>,
 ) -> Result<Labelled, TrainError> {
+    load_labelled_excluding(reader, label, id, &[])
+}
+
+/// As [`load_labelled`], also leaving out of the features the columns `excluded` names (see
+/// [`Table::matching`]).
+pub fn load_labelled_excluding(
+    reader: impl Read,
+    label: &str,
+    id: Option<&str>,
+    excluded: &[String],
+) -> Result<Labelled, TrainError> {
     let table = Table::read(reader)?;
     let label_col = table.column(label)?;
     let mut exclude = vec![label_col];
     if let Some(id) = id {
         exclude.push(table.column(id)?);
     }
+    exclude.extend(table.matching(excluded)?);
     let labels = (0..table.records.len())
         .map(|r| {
             parse_label(&table.records[r][label_col]).ok_or_else(|| {

@@ -24,6 +24,8 @@ pub struct SatisfactionOptions {
     pub nps: String,
     /// A column identifying rows, excluded from the features.
     pub id: Option<String>,
+    /// More columns to leave out of the features: names, or prefixes ending in `*`.
+    pub exclude: Vec<String>,
     /// Share of each class held out for evaluation, in [0, 0.9].
     pub test_fraction: f64,
     /// Seed of the holdout split.
@@ -42,6 +44,7 @@ impl SatisfactionOptions {
         Self {
             nps: nps.into(),
             id: None,
+            exclude: Vec::new(),
             test_fraction: 0.2,
             seed: 0,
             l2: 1.0,
@@ -63,7 +66,9 @@ pub fn nps_class(score: f64) -> Option<usize> {
     })
 }
 
-/// Trains a satisfaction model from a CSV of features with an NPS answer column.
+/// Trains a satisfaction model from a CSV of features with an NPS answer column. The answer
+/// column is never a feature, nor is its time beside it (`survey.nps.days_since` for
+/// `survey.nps.score`): it describes the label, and is present exactly when the label is.
 pub fn train_satisfaction(
     reader: impl Read,
     options: &SatisfactionOptions,
@@ -76,6 +81,12 @@ pub fn train_satisfaction(
     if let Some(id) = &options.id {
         exclude.push(table.column(id)?);
     }
+    if let Some(survey) = options.nps.strip_suffix(".score")
+        && let Ok(answered_at) = table.column(&format!("{survey}.days_since"))
+    {
+        exclude.push(answered_at);
+    }
+    exclude.extend(table.matching(&options.exclude)?);
     let mut answered = Vec::new();
     let mut classes = Vec::new();
     for r in 0..table.records.len() {
@@ -161,6 +172,9 @@ pub fn train_satisfaction(
     ]);
     if let Some(source) = &options.source {
         training_data.insert("source".to_owned(), source.clone());
+    }
+    if !options.exclude.is_empty() {
+        training_data.insert("excluded".to_owned(), options.exclude.join(","));
     }
     let (version, created_at_ms) = version_now();
     let artifact = ModelArtifact {
@@ -256,6 +270,35 @@ mod tests {
         );
         assert!(report.metrics["log_loss"] < report.metrics["log_loss_class_shares"]);
         ModelArtifact::from_json(&artifact.to_json(), |_| true).unwrap();
+    }
+
+    #[test]
+    fn the_answer_and_its_time_and_excluded_columns_are_not_features() {
+        let mut csv = String::from(
+            "customer_id,survey.nps.score,survey.nps.days_since,experience.end,experience.peak,\
+             sessions.count\n",
+        );
+        for i in 0..60 {
+            let score = [10, 8, 3][i % 3];
+            let _ = writeln!(csv, "c{i},{score},{},0.5,0.5,{}", i % 7, i % 5);
+        }
+        let mut options = SatisfactionOptions::new("survey.nps.score");
+        options.id = Some("customer_id".to_owned());
+        options.exclude = vec!["experience.*".to_owned()];
+        let (artifact, _) = train_satisfaction(csv.as_bytes(), &options).unwrap();
+        assert_eq!(artifact.feature_names, vec!["sessions.count"]);
+        assert_eq!(artifact.training_data["excluded"], "experience.*");
+
+        options.exclude = vec!["experience.ends".to_owned()];
+        let err = train_satisfaction(csv.as_bytes(), &options).unwrap_err();
+        assert!(
+            err.to_string().contains("no column \"experience.ends\""),
+            "{err}"
+        );
+        // A family no row has is no error.
+        options.exclude = vec!["sentiment.*".to_owned()];
+        let (artifact, _) = train_satisfaction(csv.as_bytes(), &options).unwrap();
+        assert_eq!(artifact.feature_names.len(), 3);
     }
 
     #[test]
