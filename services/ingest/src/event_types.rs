@@ -1,43 +1,6 @@
 //! The documented event types and the rule for tenant-defined ones.
 
-/// Event types IEE knows and the profile service interprets.
-pub const KNOWN_EVENT_TYPES: &[&str] = &[
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout",
-    "purchase",
-    "refund",
-    "app_open",
-    "app_close",
-    "email_open",
-    "email_click",
-    "sms_click",
-    "push_open",
-    "click",
-    "impression",
-    "chat_message",
-    "call",
-    "support_ticket",
-    "support_resolved",
-    "survey_response",
-    "review",
-    "login",
-    "signup",
-    "consent_change",
-    "subscription_start",
-    "subscription_cancel",
-    "product_usage",
-    "social_mention",
-    "community_post",
-    "decision_outcome",
-    "identify",
-];
-
-/// Prefix of tenant-defined event types.
-pub const CUSTOM_PREFIX: &str = "custom.";
+pub use iee_api::event_types::{CUSTOM_PREFIX, KNOWN_EVENT_TYPES};
 
 /// Why an event type is not acceptable, or `None` if it is.
 pub fn check_event_type(event_type: &str) -> Option<String> {

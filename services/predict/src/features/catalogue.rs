@@ -51,42 +51,9 @@ pub struct FeatureSpec {
 /// Half-lives of the decayed counters, as they appear in names (`activity.7d.page_view`).
 pub(crate) const HALF_LIVES: [&str; 3] = ["1d", "7d", "30d"];
 
-/// The documented event types (the list ingest accepts besides `custom.*`); each has its own
-/// decayed activity features. Any other type counts in `activity.*.custom`.
-pub(crate) const EVENT_TYPES: [&str; 32] = [
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout",
-    "purchase",
-    "refund",
-    "app_open",
-    "app_close",
-    "email_open",
-    "email_click",
-    "sms_click",
-    "push_open",
-    "click",
-    "impression",
-    "chat_message",
-    "call",
-    "support_ticket",
-    "support_resolved",
-    "survey_response",
-    "review",
-    "login",
-    "signup",
-    "consent_change",
-    "subscription_start",
-    "subscription_cancel",
-    "product_usage",
-    "social_mention",
-    "community_post",
-    "decision_outcome",
-    "identify",
-];
+/// The documented event types; each has its own decayed activity features. Any other type
+/// counts in `activity.*.custom`.
+pub(crate) use iee_api::event_types::KNOWN_EVENT_TYPES as EVENT_TYPES;
 
 /// The bucket of tenant-defined (and any other undocumented) event types.
 pub(crate) const CUSTOM_TYPES: &str = "custom";
