@@ -8,9 +8,9 @@ use iee_api::{
     ingest::{IngestRequest, TouchpointApi, TouchpointClient},
     pb::common::{Channel, CustomerRef, Event, Money, PropertyValue, property_value::Kind},
     predict::{
-        ActivateModelRequest, ChurnQuery, FeatureVector, LifetimeValueQuery, ModelRef, PredictApi,
-        PredictClient, PredictError, PropensityQuery, RegisterModelRequest, SatisfactionQuery,
-        ScoreRequest,
+        ActivateModelRequest, ChurnQuery, FeatureVector, LifetimeValueQuery, ListModelsRequest,
+        ModelKind as ProtoKind, ModelRef, ModelRole, PredictApi, PredictClient, PredictError,
+        PropensityQuery, RegisterModelRequest, SatisfactionQuery, ScoreRequest,
     },
 };
 use iee_predict::model::{
@@ -336,6 +336,43 @@ async fn registration_checks_the_artifact_and_activation_serves_it() {
         "v2"
     );
     assert_eq!(version_for("c-1".into()).await, "v1");
+
+    // ListModels: the built-in models and both versions, with their roles and metadata.
+    let listed = predict
+        .list_models(ListModelsRequest {
+            tenant_id: "acme".into(),
+            kind: ProtoKind::Churn as i32,
+            ..ListModelsRequest::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<(String, String, bool)> = listed
+        .models
+        .iter()
+        .map(|m| {
+            let r = m.model.as_ref().unwrap();
+            (r.model_id.clone(), r.version.clone(), m.builtin)
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("builtin-churn".into(), "builtin-1".into(), true),
+            ("churn-test".into(), "v2".into(), false),
+            ("churn-test".into(), "v1".into(), false),
+        ]
+    );
+    let v1_info = &listed.models[2];
+    assert_eq!(v1_info.role, ModelRole::Champion as i32);
+    assert_eq!(v1_info.metrics["roc_auc"], 0.8);
+    assert_eq!(listed.models[1].role, ModelRole::Unspecified as i32);
+    let churn_assignment = listed
+        .assignments
+        .iter()
+        .find(|a| a.kind == ProtoKind::Churn as i32)
+        .unwrap();
+    assert_eq!(churn_assignment.revision, 3);
+    assert_eq!(listed.assignments.len(), 4, "one assignment per kind");
 
     // A stale expected revision is refused.
     let stale = predict
