@@ -237,10 +237,13 @@ async fn run_probes(
             };
             all_ready &= ready;
             if last[i] != Some(ready) {
-                if ready {
-                    tracing::info!(service, "ready");
-                } else {
-                    tracing::warn!(service, "not ready: readiness probe failed");
+                match (last[i], ready) {
+                    (_, true) => tracing::info!(service, "ready"),
+                    // Starting up (a profile node taking its shards): expected, not a warning.
+                    (None, false) => tracing::info!(service, "not ready yet"),
+                    (Some(_), false) => {
+                        tracing::warn!(service, "not ready: readiness probe failed");
+                    }
                 }
                 last[i] = Some(ready);
             }
