@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    optim::{FitError, minimize},
+    optim::{FitError, maximize_penalised_log_params},
     special::{digamma, ln_gamma, ln_hyp2f1},
 };
 
@@ -63,18 +63,9 @@ pub fn fit(rows: &[Rfm], penalizer: f64) -> Result<BgNbdParams, FitError> {
             ..*c
         })
         .collect();
-    let best = minimize(
-        |p| {
-            let (ll, g) = mean_log_likelihood(p, &scaled);
-            let theta: Vec<f64> = p.iter().map(|v| v.exp()).collect();
-            let value = -ll + penalizer * theta.iter().map(|t| t * t).sum::<f64>();
-            let gradient = g
-                .iter()
-                .zip(&theta)
-                .map(|(gi, t)| -gi + penalizer * 2.0 * t * t)
-                .collect();
-            (value, gradient)
-        },
+    let best = maximize_penalised_log_params(
+        |p| mean_log_likelihood(p, &scaled),
+        penalizer,
         vec![0.1; 4],
     )?;
     let params = BgNbdParams {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     bgnbd::Rfm,
-    optim::{FitError, minimize},
+    optim::{FitError, maximize_penalised_log_params},
     special::{digamma, ln_gamma},
 };
 
@@ -47,18 +47,9 @@ pub fn fit(rows: &[Rfm], penalizer: f64) -> Result<GammaGammaParams, FitError> {
             buyers.len()
         )));
     }
-    let best = minimize(
-        |lp| {
-            let (ll, g) = mean_log_likelihood(lp, &buyers);
-            let theta: Vec<f64> = lp.iter().map(|v| v.exp()).collect();
-            let value = -ll + penalizer * theta.iter().map(|t| t * t).sum::<f64>();
-            let gradient = g
-                .iter()
-                .zip(&theta)
-                .map(|(gi, t)| -gi + penalizer * 2.0 * t * t)
-                .collect();
-            (value, gradient)
-        },
+    let best = maximize_penalised_log_params(
+        |lp| mean_log_likelihood(lp, &buyers),
+        penalizer,
         // Start where the reference implementation does (log-parameters 0.1).
         vec![0.1; 3],
     )?;

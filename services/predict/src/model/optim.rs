@@ -28,6 +28,34 @@ pub enum FitError {
 /// How long the optimiser may run.
 pub(crate) const MAX_ITERS: u64 = 1000;
 
+/// Maximises a mean log-likelihood over positive parameters, searched on their logarithms,
+/// with a ridge penalty `penalizer · Σ θ²` on the parameters themselves (the reference
+/// implementation's `penalizer_coef`). `log_likelihood(log θ)` returns the value and its gradient
+/// with respect to `log θ`. Returns the best `log θ`.
+pub(crate) fn maximize_penalised_log_params<F>(
+    log_likelihood: F,
+    penalizer: f64,
+    init: Vec<f64>,
+) -> Result<Vec<f64>, FitError>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    minimize(
+        |log_theta| {
+            let (ll, g) = log_likelihood(log_theta);
+            let theta: Vec<f64> = log_theta.iter().map(|v| v.exp()).collect();
+            let value = -ll + penalizer * theta.iter().map(|t| t * t).sum::<f64>();
+            let gradient = g
+                .iter()
+                .zip(&theta)
+                .map(|(gi, t)| -gi + penalizer * 2.0 * t * t)
+                .collect();
+            (value, gradient)
+        },
+        init,
+    )
+}
+
 /// Minimises `objective`, which returns the value and the gradient at a point, from `init` with
 /// L-BFGS (history 10, Moré-Thuente line search). Returns the best point found.
 pub(crate) fn minimize<F>(objective: F, init: Vec<f64>) -> Result<Vec<f64>, FitError>
