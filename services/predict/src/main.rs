@@ -5,7 +5,7 @@ use clap::Parser;
 use iee_api::profile::{ProfileClient, RouteOptions};
 use iee_config::{Layers, ServeFlags};
 use iee_predict::{PredictDeps, PredictNode, PredictServerConfig};
-use iee_runtime::{GrpcServer, Shutdown, wait_for_signal};
+use iee_runtime::{GrpcServer, Shutdown};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
 
@@ -64,24 +64,12 @@ async fn main() -> anyhow::Result<()> {
         config.predict.consumer_name.clone()
     };
     node.start(consumer);
-    if !config.telemetry.metrics_listen.is_empty() {
-        let stop = shutdown.clone();
-        let addr =
-            iee_telemetry::serve_metrics(&config.telemetry.metrics_listen, registry, async move {
-                stop.wait().await;
-            })
-            .await?;
-        tracing::info!(%addr, "metrics endpoint listening");
-    }
+    iee_runtime::serve_metrics_until(&config.telemetry.metrics_listen, registry, &shutdown).await?;
     println!("listening on {local}");
 
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        let signal = wait_for_signal().await;
-        tracing::info!(signal, "shutting down");
-        trigger.trigger();
-    });
-    server.serve(shutdown).await.context("grpc server")?;
+    iee_runtime::serve_until_signal(server, shutdown)
+        .await
+        .context("grpc server")?;
     node.stop().await;
     Ok(())
 }
