@@ -1,6 +1,7 @@
 //! The contracts of IEE: generated protobuf and gRPC code, the shard function every service
 //! routes by, and per-service transport-neutral traits, clients (local or gRPC) and errors.
 
+pub mod decide;
 pub mod event_types;
 pub mod ingest;
 pub mod metadata;

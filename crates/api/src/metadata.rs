@@ -30,3 +30,37 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
+
+/// The `(field, reason)` of an INVALID_ARGUMENT status written by a service error's `Display`
+/// (`invalid argument `{field}`: {reason}`): the field from [`FIELD_METADATA_KEY`], else from
+/// the message (a path that is not valid metadata travels only there).
+pub(crate) fn invalid_argument_parts(status: &tonic::Status) -> (String, String) {
+    let message = status.message();
+    let field = status
+        .metadata()
+        .get(FIELD_METADATA_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            let rest = message.strip_prefix("invalid argument `")?;
+            let (field, _) = rest.split_once("`: ")?;
+            Some(field.to_owned())
+        })
+        .unwrap_or_default();
+    let reason = strip(message, &format!("invalid argument `{field}`: "));
+    (field, reason)
+}
+
+/// Puts `field` in [`FIELD_METADATA_KEY`] of `status`, unless it is not valid metadata (it then
+/// travels in the message only).
+pub(crate) fn insert_field(status: &mut tonic::Status, field: &str) {
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(field) {
+        status.metadata_mut().insert(FIELD_METADATA_KEY, value);
+    }
+}
+
+/// The detail behind a variant's `Display` prefix; a message from elsewhere (e.g. a transport
+/// error from tonic) is kept whole.
+pub(crate) fn strip(message: &str, prefix: &str) -> String {
+    message.strip_prefix(prefix).unwrap_or(message).to_owned()
+}

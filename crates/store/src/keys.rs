@@ -1,6 +1,6 @@
 //! Every Redis key IEE writes, in one place. Keys of a shard share the hash tag `{s<n>}` and
 //! keys of a tenant the tag `{t:<tenant>}`, so multi-key scripts stay within one slot on Redis
-//! Cluster (the membership keys share `{members}`).
+//! Cluster (the membership keys share `{members}`, the signal watchers' cursors `{decide}`).
 
 /// Prefix of every key, so an IEE installation can share a Redis with other users.
 pub const PREFIX: &str = "iee";
@@ -123,12 +123,55 @@ pub fn propensity_merges(tenant_id: &str, model_id: &str) -> String {
     format!("{PREFIX}:{{t:{tenant_id}}}:propseq:{model_id}")
 }
 
+/// One stored decision configuration version of a tenant (a hash: `yaml` → the text,
+/// `created_at_ms` → when it was first stored). Immutable once written, never deleted.
+pub fn decision_config(tenant_id: &str, version: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:dconf:v:{version}")
+}
+
+/// The active decision configuration of a tenant (a hash: `version`, `activated_at_ms`),
+/// changed by compare-and-set.
+pub fn decision_config_active(tenant_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:dconf:active")
+}
+
+/// The record of one decision (an encoded `DecisionRecord`), expiring with the retention.
+pub fn decision(tenant_id: &str, decision_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:dec:{decision_id}")
+}
+
+/// The decision made for one request id (holds the decision id), expiring with the decision's
+/// record; written only if absent, which makes retried requests idempotent.
+pub fn decision_request(tenant_id: &str, request_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:decreq:{request_id}")
+}
+
+/// The outbound stream of a tenant's proactive decisions (entries have one field `o`, an
+/// encoded `OutboundAction`), trimmed to about its maximum length on every append.
+pub fn outbound(tenant_id: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:outbound")
+}
+
+/// Dedup marker of one outbound key of a tenant; holds the cursor of the entry published
+/// under it and expires after the dedup period.
+pub fn outbound_dedup(tenant_id: &str, key: &str) -> String {
+    format!("{PREFIX}:{{t:{tenant_id}}}:outkey:{key}")
+}
+
+/// The signal watcher's resume cursors (a hash shard → signal cursor), one per watcher. The
+/// watchers share the tag `{decide}`: the hash is the only key a cursor operation touches.
+pub fn signal_cursors(watcher: &str) -> String {
+    format!("{PREFIX}:{{decide}}:sigcur:{watcher}")
+}
+
 /// Field of a log entry holding the encoded record.
 pub const LOG_FIELD: &str = "r";
 /// Field of a dead-letter entry holding the encoded dead letter.
 pub const DEAD_LETTER_FIELD: &str = "d";
 /// Field of a signal-history entry holding the encoded signal.
 pub const SIGNAL_FIELD: &str = "s";
+/// Field of an outbound entry holding the encoded outbound action.
+pub const OUTBOUND_FIELD: &str = "o";
 
 #[cfg(test)]
 mod tests {
@@ -166,6 +209,27 @@ mod tests {
             assert!(key.starts_with("iee:{t:acme}:"), "{key}");
         }
         assert_ne!(model_field("a:b", "c"), model_field("a", "b:c"));
+    }
+
+    #[test]
+    fn decision_keys_share_the_tenant_tag_and_never_collide() {
+        for key in [
+            decision_config("acme", "v1"),
+            decision_config_active("acme"),
+            decision("acme", "d-1"),
+            decision_request("acme", "r-1"),
+            outbound("acme"),
+            outbound_dedup("acme", "k-1"),
+        ] {
+            assert!(key.starts_with("iee:{t:acme}:"), "{key}");
+        }
+        // A version named `active` does not hit the active pointer.
+        assert_ne!(
+            decision_config("acme", "active"),
+            decision_config_active("acme")
+        );
+        assert!(signal_cursors("w-1").starts_with("iee:{decide}:"));
+        assert_ne!(signal_cursors("w-1"), signal_cursors("w-2"));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Storage behind traits: the per-shard event log with atomic deduplication, per-tenant dead
 //! letters, identity links, and the profile service's membership, shard leases and fenced shard
-//! state, and the prediction service's model registry and shared propensity statistics, each
-//! with a Redis (production) and an in-memory (standalone, tests) implementation.
+//! state, the prediction service's model registry and shared propensity statistics, and the
+//! decision service's configurations, decision log and outbound streams, each with a Redis
+//! (production) and an in-memory (standalone, tests) implementation.
 //! Every Redis key name is built in [`keys`].
 
 mod config;
 mod dead_letters;
+mod decisions;
 mod error;
 mod event_log;
 mod identity;
@@ -20,6 +22,10 @@ use std::sync::Arc;
 
 pub use config::{Backend, RedisConfig, StoreConfig};
 pub use dead_letters::{DeadLetterEntry, DeadLetterPage, DeadLetters};
+pub use decisions::{
+    ActiveConfig, ConfigActivation, DecisionConfigs, DecisionLog, Outbound, OutboundEntry,
+    Published, Recorded, StoredConfig,
+};
 pub use error::StoreError;
 pub use event_log::{AppendOutcome, AppendRequest, EventLog, LogEntry};
 pub use identity::{IdentityLinks, LinkOutcome};
@@ -53,6 +59,12 @@ pub struct Stores {
     pub models: Arc<dyn ModelRegistry>,
     /// Shared statistics of the online propensity models.
     pub propensity: Arc<dyn PropensityStats>,
+    /// Decision configuration versions and the active one per tenant.
+    pub configs: Arc<dyn DecisionConfigs>,
+    /// Decision records and the request-id index.
+    pub decisions: Arc<dyn DecisionLog>,
+    /// Outbound streams of proactive decisions and the signal watchers' cursors.
+    pub outbound: Arc<dyn Outbound>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -82,7 +94,10 @@ impl Stores {
             + ShardState
             + LogConsumer
             + ModelRegistry
-            + PropensityStats,
+            + PropensityStats
+            + DecisionConfigs
+            + DecisionLog
+            + Outbound,
     {
         Self {
             log: store.clone(),
@@ -93,7 +108,10 @@ impl Stores {
             shard_state: store.clone(),
             consumer: store.clone(),
             models: store.clone(),
-            propensity: store,
+            propensity: store.clone(),
+            configs: store.clone(),
+            decisions: store.clone(),
+            outbound: store,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! The log is trimmed only through [`crate::LogConsumer::trim`], never past the slowest of the
 //! named consumers. The profile service's shard storage lives in [`shards`].
 
+mod decisions;
 mod models;
 mod propensity;
 mod shards;
@@ -77,6 +78,8 @@ pub struct MemoryStore {
     propensity: Mutex<propensity::Tables>,
     /// Woken on every append, for blocking log reads.
     appended: tokio::sync::Notify,
+    /// The decision service's configurations, decision log and outbound streams.
+    decide: decisions::DecisionTables,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -104,6 +107,7 @@ impl MemoryStore {
             models: Mutex::default(),
             propensity: Mutex::default(),
             appended: tokio::sync::Notify::new(),
+            decide: decisions::DecisionTables::default(),
         }
     }
 

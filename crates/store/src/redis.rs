@@ -3,6 +3,7 @@
 //! storage lives in [`shards`] and [`consumer`].
 
 mod consumer;
+mod decisions;
 mod models;
 mod propensity;
 mod scripts;

@@ -288,7 +288,9 @@ impl ProfileApi for ProfileService {
         for (shard, cursor) in &request.start_after {
             let store = &self.ctx.stores.shard_state;
             let unavailable = |e: iee_store::StoreError| ProfileError::Unavailable(e.to_string());
-            if let Some(oldest) = store.oldest_signal(*shard).await.map_err(unavailable)?
+            // An empty cursor asks for the whole retained history: nothing to check.
+            if !cursor.is_empty()
+                && let Some(oldest) = store.oldest_signal(*shard).await.map_err(unavailable)?
                 && offsets::is_after(&oldest, cursor)
             {
                 return Err(ProfileError::OutOfRange(format!(
@@ -298,7 +300,7 @@ impl ProfileApi for ProfileService {
             let mut after = cursor.clone();
             loop {
                 let page = store
-                    .read_signals(*shard, Some(&after), 1000)
+                    .read_signals(*shard, (!after.is_empty()).then_some(after.as_str()), 1000)
                     .await
                     .map_err(unavailable)?;
                 let Some(last) = page.last() else { break };

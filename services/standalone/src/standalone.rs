@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use iee_config::{ClusterConfig, ConfigError, Layers, ServeFlags, Validate};
+use iee_decide::{DecideConfig, DecideDeps, DecideNode};
 use iee_ingest::{IngestConfig, IngestDeps, IngestNode};
 use iee_predict::{PredictConfig, PredictDeps, PredictNode};
 use iee_profile::{ProfileConfig, ProfileDeps, ProfileNode, default_node_id};
@@ -30,6 +31,8 @@ pub struct StandaloneConfig {
     pub profile: ProfileConfig,
     /// The prediction service.
     pub predict: PredictConfig,
+    /// The decision service.
+    pub decide: DecideConfig,
 }
 
 impl Validate for StandaloneConfig {
@@ -38,7 +41,8 @@ impl Validate for StandaloneConfig {
         self.store.validate()?;
         self.ingest.validate()?;
         self.profile.validate()?;
-        self.predict.validate()
+        self.predict.validate()?;
+        self.decide.validate()
     }
 }
 
@@ -84,14 +88,26 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         config.predict.clone(),
         &config.cluster,
         PredictDeps {
+            stores: stores.clone(),
+            profiles: profile.client(),
+            metrics: registry.clone(),
+        },
+    );
+    let decide = DecideNode::build(
+        config.decide.clone(),
+        &config.cluster,
+        DecideDeps {
             stores,
             profiles: profile.client(),
+            predict: predict.client(),
+            ingest: ingest.client(),
             metrics: registry.clone(),
         },
     );
     ingest.register(&mut server);
     profile.register(&mut server);
     predict.register(&mut server);
+    decide.register(&mut server);
     profile.start(if config.profile.advertise_address.is_empty() {
         local.to_string()
     } else {
@@ -112,6 +128,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
     } else {
         config.predict.consumer_name.clone()
     });
+    decide.start().await;
     println!("listening on {local}");
 
     let trigger = shutdown.clone();
@@ -121,6 +138,7 @@ pub async fn run(flags: ServeFlags) -> anyhow::Result<ExitCode> {
         trigger.trigger();
     });
     server.serve(shutdown).await.context("grpc server")?;
+    decide.stop().await;
     predict.stop().await;
     profile.stop().await;
     ingest.stop().await;

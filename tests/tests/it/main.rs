@@ -4,6 +4,7 @@
 // Test code: a panic with the error is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod decide;
 mod durability;
 mod idempotency;
 mod identify;

@@ -1,8 +1,8 @@
 //! The prediction error and its one mapping to and from gRPC status codes.
 
-use tonic::{Code, Status, metadata::MetadataValue};
+use tonic::{Code, Status};
 
-use crate::metadata::code_name;
+use crate::metadata::{code_name, insert_field, invalid_argument_parts, strip};
 
 pub use crate::metadata::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY};
 
@@ -76,14 +76,7 @@ impl PredictError {
         let message = status.message();
         match status.code() {
             Code::InvalidArgument => {
-                let field = status
-                    .metadata()
-                    .get(FIELD_METADATA_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                    .or_else(|| field_from_message(message))
-                    .unwrap_or_default();
-                let reason = strip(message, &format!("invalid argument `{field}`: "));
+                let (field, reason) = invalid_argument_parts(&status);
                 Self::InvalidArgument { field, reason }
             }
             Code::NotFound => Self::NotFound(strip(message, "not found: ")),
@@ -111,27 +104,11 @@ impl From<PredictError> for Status {
     /// the process.
     fn from(err: PredictError) -> Self {
         let mut status = Status::new(err.code(), err.to_string());
-        // A field path that is not valid metadata still travels in the message.
-        if let PredictError::InvalidArgument { field, .. } = &err
-            && let Ok(value) = MetadataValue::try_from(field.as_str())
-        {
-            status.metadata_mut().insert(FIELD_METADATA_KEY, value);
+        if let PredictError::InvalidArgument { field, .. } = &err {
+            insert_field(&mut status, field);
         }
         status
     }
-}
-
-/// The field path of a message written by `Display` when the metadata could not carry it.
-fn field_from_message(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("invalid argument `")?;
-    let (field, _) = rest.split_once("`: ")?;
-    Some(field.to_owned())
-}
-
-/// The detail behind a variant's `Display` prefix; a message from elsewhere (e.g. a transport
-/// error from tonic) is kept whole.
-fn strip(message: &str, prefix: &str) -> String {
-    message.strip_prefix(prefix).unwrap_or(message).to_owned()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use tonic::{
 };
 
 pub use crate::metadata::{FIELD_METADATA_KEY, RETRY_AFTER_METADATA_KEY};
+use crate::metadata::{insert_field, invalid_argument_parts, strip};
 /// Metadata key carrying the shard number on a redirect or when the shard has no owner.
 pub const SHARD_METADATA_KEY: &str = "iee-shard";
 /// Metadata key carrying the shard owner's gRPC address (`host:port`) on a redirect.
@@ -106,11 +107,7 @@ impl ProfileError {
         let metadata = status.metadata();
         match status.code() {
             Code::InvalidArgument => {
-                let field = metadata_str(metadata, FIELD_METADATA_KEY)
-                    .map(str::to_owned)
-                    .or_else(|| field_from_message(message))
-                    .unwrap_or_default();
-                let reason = strip(message, &format!("invalid argument `{field}`: "));
+                let (field, reason) = invalid_argument_parts(&status);
                 Self::InvalidArgument { field, reason }
             }
             Code::NotFound => Self::NotFound(strip(message, "not found: ")),
@@ -157,14 +154,11 @@ impl From<ProfileError> for Status {
     /// the process.
     fn from(err: ProfileError) -> Self {
         let mut status = Status::new(err.code(), err.to_string());
+        if let ProfileError::InvalidArgument { field, .. } = &err {
+            insert_field(&mut status, field);
+        }
         let metadata = status.metadata_mut();
         match &err {
-            ProfileError::InvalidArgument { field, .. } => {
-                // A field path that is not valid metadata still travels in the message.
-                if let Ok(value) = MetadataValue::try_from(field.as_str()) {
-                    metadata.insert(FIELD_METADATA_KEY, value);
-                }
-            }
             ProfileError::WrongOwner {
                 shard,
                 owner,
@@ -197,19 +191,6 @@ fn metadata_str<'a>(metadata: &'a MetadataMap, key: &str) -> Option<&'a str> {
 
 fn metadata_parse<T: std::str::FromStr>(metadata: &MetadataMap, key: &str) -> Option<T> {
     metadata_str(metadata, key).and_then(|v| v.parse().ok())
-}
-
-/// The field path of a message written by `Display` when the metadata could not carry it.
-fn field_from_message(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("invalid argument `")?;
-    let (field, _) = rest.split_once("`: ")?;
-    Some(field.to_owned())
-}
-
-/// The detail behind a variant's `Display` prefix; a message from elsewhere (e.g. a transport
-/// error from tonic) is kept whole.
-fn strip(message: &str, prefix: &str) -> String {
-    message.strip_prefix(prefix).unwrap_or(message).to_owned()
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ impl BlockingConnections {
     }
 
     /// A connection whose replies may take `block` plus the usual response time.
-    async fn take(&self, block: Duration) -> Result<MultiplexedConnection, StoreError> {
+    pub(super) async fn take(&self, block: Duration) -> Result<MultiplexedConnection, StoreError> {
         let pooled = self.idle().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
@@ -64,7 +64,7 @@ impl BlockingConnections {
     }
 
     /// Returns a connection that answered normally; one that failed is dropped instead.
-    fn put_back(&self, conn: MultiplexedConnection) {
+    pub(super) fn put_back(&self, conn: MultiplexedConnection) {
         let mut idle = self.idle();
         if idle.len() < IDLE_BLOCKING {
             idle.push(conn);

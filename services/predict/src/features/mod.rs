@@ -10,4 +10,4 @@ mod tests;
 
 pub use catalogue::{CATALOGUE_VERSION, FeatureKind, FeatureSpec, Source, catalogue, is_known};
 pub use context::{context_features, merge};
-pub use profile::from_profile;
+pub use profile::{from_profile, major_units};

@@ -377,7 +377,7 @@ pub(crate) fn system_ms(t: SystemTime) -> i64 {
 
 /// An amount in major units (euros, not cents), by the ISO 4217 minor-unit exponent of its
 /// currency, or of `fallback` when the money names none.
-pub(crate) fn major_units(money: &Money, fallback: &str) -> f64 {
+pub fn major_units(money: &Money, fallback: &str) -> f64 {
     let currency = if money.currency.is_empty() {
         fallback
     } else {

@@ -1,0 +1,227 @@
+//! `LoopServices`: the decision loop as separate processes over one private Redis: `iee-ingest`,
+//! `iee-profile` nodes, `iee-predict` and `iee-decide` (which can be killed and restarted).
+
+use std::time::Duration;
+
+use iee_api::{
+    decide::{DecideApi, DecideClient, PutConfigRequest},
+    ingest::{IngestRequest, TouchpointApi, TouchpointClient},
+    pb::common::Event,
+};
+use iee_test_support::{RedisServer, ServerProcess, free_port};
+
+use crate::{ProfileNodes, TEST_SHARDS};
+
+/// The services of the loop, each a process; dropped processes are killed.
+pub struct LoopServices {
+    /// The private Redis every service uses.
+    pub redis: RedisServer,
+    /// The profile nodes.
+    pub profiles: ProfileNodes,
+    /// The ingest service.
+    pub ingest: ServerProcess,
+    /// The prediction service.
+    pub predict: ServerProcess,
+    /// The decision service, while running.
+    pub decide: Option<ServerProcess>,
+    /// The decision service's metrics endpoint (`host:port`, stable across restarts).
+    pub decide_metrics: String,
+    decide_envs: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for LoopServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopServices").finish_non_exhaustive()
+    }
+}
+
+fn json_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(","))
+}
+
+impl LoopServices {
+    /// Starts everything: `profile_nodes` profile processes (settled), then ingest, predict
+    /// (learning online, merging every 200 ms) and decide with the extra `decide_envs`
+    /// (`IEE_DECIDE__…`).
+    pub async fn start(
+        profile_nodes: usize,
+        profile_envs: &[(&str, &str)],
+        decide_envs: &[(&str, &str)],
+    ) -> Self {
+        let redis = RedisServer::start();
+        let url = redis.url();
+        let profiles = ProfileNodes::start(&url, profile_nodes, profile_envs).await;
+        let shards = TEST_SHARDS.to_string();
+        let ingest = ServerProcess::spawn(
+            "iee-ingest",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-url",
+                &url,
+                "--metrics-listen",
+                "",
+            ],
+            &[("IEE_CLUSTER__SHARD_COUNT", &shards)],
+        );
+        let seeds: Vec<String> = (0..profiles.len())
+            .map(|i| profiles.node(i).addr.clone())
+            .collect();
+        let seeds = json_list(&seeds);
+        let predict = ServerProcess::spawn(
+            "iee-predict",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-url",
+                &url,
+                "--metrics-listen",
+                "",
+            ],
+            &[
+                ("IEE_CLUSTER__SHARD_COUNT", &shards),
+                ("IEE_PREDICT__PROFILE_SEEDS", &seeds),
+                ("IEE_PREDICT__LEARN_SYNC_INTERVAL_MS", "200"),
+                ("IEE_PREDICT__REFRESH_INTERVAL_MS", "200"),
+            ],
+        );
+        let mut envs: Vec<(String, String)> = vec![
+            ("IEE_CLUSTER__SHARD_COUNT".into(), shards),
+            ("IEE_DECIDE__PROFILE_SEEDS".into(), seeds),
+            ("IEE_DECIDE__PREDICT_ENDPOINT".into(), predict.endpoint()),
+            ("IEE_DECIDE__INGEST_ENDPOINT".into(), ingest.endpoint()),
+            ("IEE_DECIDE__CONFIG_POLL_INTERVAL_MS".into(), "200".into()),
+            // A busy test machine must not turn into degraded decisions.
+            ("IEE_DECIDE__PROFILE_TIMEOUT_MS".into(), "5000".into()),
+            ("IEE_DECIDE__PREDICT_TIMEOUT_MS".into(), "5000".into()),
+            ("IEE_DECIDE__RESERVE_TIMEOUT_MS".into(), "5000".into()),
+        ];
+        envs.extend(
+            decide_envs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let mut services = Self {
+            redis,
+            profiles,
+            ingest,
+            predict,
+            decide: None,
+            decide_metrics: format!("127.0.0.1:{}", free_port()),
+            decide_envs: envs,
+        };
+        services.spawn_decide();
+        services
+    }
+
+    /// Starts the decision service (again).
+    pub fn spawn_decide(&mut self) {
+        assert!(self.decide.is_none(), "iee-decide is already running");
+        let url = self.redis.url();
+        let envs: Vec<(&str, &str)> = self
+            .decide_envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.decide = Some(ServerProcess::spawn(
+            "iee-decide",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-url",
+                &url,
+                "--metrics-listen",
+                &self.decide_metrics,
+            ],
+            &envs,
+        ));
+    }
+
+    /// SIGKILL of the decision service; waits for the exit.
+    pub async fn kill_decide(&mut self) {
+        let process = self.decide.take().expect("iee-decide is running");
+        process.signal_and_wait("KILL").await;
+    }
+
+    /// A client of the running decision service.
+    pub async fn decide_client(&self) -> DecideClient {
+        let endpoint = self
+            .decide
+            .as_ref()
+            .expect("iee-decide is running")
+            .endpoint();
+        crate::connect_retrying(|| DecideClient::connect(endpoint.clone())).await
+    }
+
+    /// A client of the ingest service.
+    pub async fn ingest_client(&self) -> TouchpointClient {
+        let endpoint = self.ingest.endpoint();
+        crate::connect_retrying(|| TouchpointClient::connect(endpoint.clone())).await
+    }
+
+    /// Ingests `events`, asserting every one is accepted or a duplicate.
+    pub async fn send(&self, events: Vec<Event>) {
+        let ingest = self.ingest_client().await;
+        for chunk in events.chunks(1_000) {
+            let response = ingest
+                .ingest(IngestRequest {
+                    events: chunk.to_vec(),
+                })
+                .await
+                .expect("ingest answers");
+            assert_eq!(
+                response.rejected, 0,
+                "events rejected: {:?}",
+                response.results
+            );
+        }
+    }
+
+    /// Activates `yaml` as `tenant`'s decision configuration, asserting it is valid.
+    pub async fn configure(&self, tenant: &str, yaml: &str) -> String {
+        let decide = self.decide_client().await;
+        let current = decide
+            .get_config(iee_api::decide::GetConfigRequest {
+                tenant_id: tenant.to_owned(),
+                version: String::new(),
+            })
+            .await
+            .map(|c| c.version)
+            .unwrap_or_default();
+        let put = decide
+            .put_config(PutConfigRequest {
+                tenant_id: tenant.to_owned(),
+                yaml: yaml.to_owned(),
+                expected_version: current,
+                validate_only: false,
+            })
+            .await
+            .expect("PutConfig answers");
+        assert!(
+            put.errors.is_empty(),
+            "configuration refused: {:?}",
+            put.errors
+        );
+        put.version
+    }
+}
+
+/// Connects with `connect`, retrying for up to 10 s while the server comes up.
+pub async fn connect_retrying<T, E, F, Fut>(mut connect: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match connect().await {
+            Ok(client) => return client,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                panic!("cannot connect: {err:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
