@@ -117,7 +117,7 @@ fn proto_lint() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    // Process tests spawn `iee`, `iee-ingest` and `iee-profile` from target/debug.
+    // Process tests spawn the service binaries (`iee`, `iee-ingest`, …) from target/debug.
     cargo(&["build", "--workspace", "--bins", "--locked"])?;
     cargo(&["test", "--workspace", "--locked"])?;
     // The optional ONNX runtime (docs/onnx.md) is off in the workspace build.
@@ -142,6 +142,8 @@ fn gen_config() -> Result<()> {
         "iee-profile",
         "-p",
         "iee-predict",
+        "-p",
+        "iee-decide",
     ])?;
     for (binary, args, example) in [
         (
@@ -163,6 +165,11 @@ fn gen_config() -> Result<()> {
             "iee-predict",
             &["--print-config"][..],
             "services/predict/iee-predict.example.toml",
+        ),
+        (
+            "iee-decide",
+            &["--print-config"][..],
+            "services/decide/iee-decide.example.toml",
         ),
     ] {
         let mut command = Command::new(Path::new("target/debug").join(binary));

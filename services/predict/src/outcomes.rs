@@ -5,14 +5,16 @@
 //! Reward of an outcome event: its numeric property `reward` (0 or 1) when present; otherwise
 //! `click`, `accept` and `convert` count as a positive response, `dismiss` as a negative one,
 //! and an `impression` alone teaches nothing (it is the exposure, not the response). The
-//! features are the customer's profile when the outcome is learned plus the event's channel and
-//! touchpoint as context.
+//! features are those the decision was made with, from the decision log (so the model learns
+//! what the customer looked like when the action was chosen); when the log no longer holds the
+//! decision, the customer's profile as of now plus the event's channel and touchpoint.
 
 use std::{sync::Arc, time::Duration};
 
 use iee_api::{
     pb::{
         common::{CustomerRef, Event, LogRecord, PropertyValue, property_value::Kind as ValueKind},
+        decide::DecisionRecord,
         predict::FeatureVector,
     },
     profile::{GetProfileRequest, ProfileApi},
@@ -88,7 +90,7 @@ pub(crate) async fn learn(
             Ok(found) => {
                 for (_, entries) in found {
                     for entry in entries {
-                        learn_one(&predictor, &entry.payload).await;
+                        learn_one(&predictor, &stores, &entry.payload).await;
                     }
                 }
             }
@@ -115,7 +117,7 @@ async fn sync(predictor: &Predictor, stores: &Stores) {
     }
 }
 
-async fn learn_one(predictor: &Predictor, payload: &[u8]) {
+async fn learn_one(predictor: &Predictor, stores: &Stores, payload: &[u8]) {
     let Ok(record) = LogRecord::decode(payload) else {
         return;
     };
@@ -127,6 +129,49 @@ async fn learn_one(predictor: &Predictor, payload: &[u8]) {
         predictor.metrics.outcomes_skipped.inc();
         return;
     };
+    let x = match decision_features(stores, &event).await {
+        Some(x) => x,
+        None => match features_now(predictor, &event).await {
+            Some(x) => x,
+            None => {
+                predictor.metrics.outcomes_skipped.inc();
+                return;
+            }
+        },
+    };
+    let Ok(models) = predictor.cache.tenant(&event.tenant_id).await else {
+        predictor.metrics.outcomes_skipped.inc();
+        return;
+    };
+    let key = customer_key(&event.customer_id, &event.anonymous_id);
+    let (model, _) = predictor
+        .cache
+        .choose(&models, Kind::Propensity, &event.tenant_id, &key);
+    predictor.learner.observe(
+        &event.tenant_id,
+        &model.artifact.model_id,
+        &action,
+        x,
+        reward,
+    );
+    predictor.metrics.outcomes_learned.inc();
+}
+
+/// The features the decision was made with, from the decision log (the outcome's
+/// `decision_id`), while the log still holds it.
+async fn decision_features(stores: &Stores, event: &Event) -> Option<FeatureVector> {
+    let decision_id = text(event, "decision_id")?;
+    let bytes = stores
+        .decisions
+        .get_decision(&event.tenant_id, &decision_id)
+        .await
+        .ok()??;
+    DecisionRecord::decode(bytes.as_slice()).ok()?.features
+}
+
+/// The features as of now: the customer's profile, and the outcome's channel and touchpoint as
+/// context. `None` when the profile cannot be read.
+async fn features_now(predictor: &Predictor, event: &Event) -> Option<FeatureVector> {
     let customer = CustomerRef {
         tenant_id: event.tenant_id.clone(),
         customer_id: event.customer_id.clone(),
@@ -147,8 +192,7 @@ async fn learn_one(predictor: &Predictor, payload: &[u8]) {
         Ok(_) => FeatureVector::default(),
         Err(err) => {
             tracing::debug!(error = %err, "profile unavailable; outcome not learned");
-            predictor.metrics.outcomes_skipped.inc();
-            return;
+            return None;
         }
     };
     let context = features::context_features(
@@ -156,21 +200,5 @@ async fn learn_one(predictor: &Predictor, payload: &[u8]) {
         &event.touchpoint,
         &std::collections::HashMap::new(),
     );
-    let x = features::merge(base, context);
-    let Ok(models) = predictor.cache.tenant(&event.tenant_id).await else {
-        predictor.metrics.outcomes_skipped.inc();
-        return;
-    };
-    let key = customer_key(&event.customer_id, &event.anonymous_id);
-    let (model, _) = predictor
-        .cache
-        .choose(&models, Kind::Propensity, &event.tenant_id, &key);
-    predictor.learner.observe(
-        &event.tenant_id,
-        &model.artifact.model_id,
-        &action,
-        x,
-        reward,
-    );
-    predictor.metrics.outcomes_learned.inc();
+    Some(features::merge(base, context))
 }

@@ -113,6 +113,11 @@ fn printed_default_configs_match_the_example_files() {
             vec!["--print-config"],
             "services/predict/iee-predict.example.toml",
         ),
+        (
+            "iee-decide",
+            vec!["--print-config"],
+            "services/decide/iee-decide.example.toml",
+        ),
     ] {
         let mut command = Command::new(bin_path(binary));
         command.args(&args);

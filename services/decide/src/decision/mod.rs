@@ -11,3 +11,5 @@ mod live;
 pub(crate) use funnel::{Funnel, Inputs, Scored, Scorer, run};
 pub(crate) use gate::RecordedGate;
 pub(crate) use live::{Provenance, decide};
+#[cfg(test)]
+mod tests;

@@ -6,4 +6,5 @@ mod config;
 mod funnel;
 mod learning;
 mod proactive;
+mod standalone;
 mod support;
