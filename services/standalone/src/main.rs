@@ -1,5 +1,6 @@
 //! `iee`: every IEE service in one process (`iee standalone`) and the command-line verbs.
 
+mod decide;
 mod events;
 mod profiles;
 mod standalone;
@@ -25,6 +26,11 @@ enum Command {
     /// Runs every implemented service in one process on one port (in-memory backend unless
     /// `--redis-url` is given).
     Standalone(iee_config::ServeFlags),
+    /// Sets decision configurations, asks for decisions and explains them.
+    Decide {
+        #[command(subcommand)]
+        command: decide::DecideCommand,
+    },
     /// Works with events.
     Events {
         #[command(subcommand)]
@@ -47,6 +53,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,
+        Command::Decide { command } => decide::run(command).await,
         Command::Events { command } => events::run(command).await,
         Command::Profiles { command } => profiles::run(command).await,
         Command::Train { command } => train::run(command),

@@ -2,13 +2,14 @@
 //! propensity a Thompson draw from its posterior when exploring, and the probability with which
 //! the policy returns each action at its rank (for off-policy evaluation).
 //!
-//! The posterior of a propensity is taken as a normal distribution with the mean and standard
-//! deviation the prediction service reports, clamped to [0, 1]. An action's own draw depends
-//! only on the decision's seed and the action id, so a replay, or a what-if replay with other
-//! actions around it, draws the same number for it.
+//! The posterior of a propensity is taken as the Beta distribution with the mean and standard
+//! deviation the prediction service reports (moment matching; a deviation too large for a Beta
+//! of that mean is narrowed to the widest one). An action's own draw depends only on the
+//! decision's seed and the action id, so a replay, or a what-if replay with other actions
+//! around it, draws the same number for it.
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
-use rand_distr::StandardNormal;
+use rand_distr::Beta;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::ExplorationMode;
@@ -39,10 +40,22 @@ impl Contender {
     }
 }
 
-/// One draw from a posterior with `mean` and `stddev`, clamped to [0, 1].
+/// Smallest Beta concentration (α + β) used: below it the draws pile up at 0 and 1.
+const MIN_CONCENTRATION: f64 = 0.5;
+
+/// One draw from the Beta posterior with `mean` and `stddev`.
 fn draw(rng: &mut SmallRng, mean: f64, stddev: f64) -> f64 {
-    let z: f64 = rng.sample(StandardNormal);
-    (mean + stddev * z).clamp(0.0, 1.0)
+    let mean = mean.clamp(1e-6, 1.0 - 1e-6);
+    let variance = stddev * stddev;
+    if variance.is_nan() || variance <= 1e-12 {
+        return mean;
+    }
+    // Var = m(1 − m) / (k + 1) for a Beta of mean m and concentration k = α + β.
+    let k = (mean * (1.0 - mean) / variance - 1.0).max(MIN_CONCENTRATION);
+    match Beta::new(mean * k, (1.0 - mean) * k) {
+        Ok(beta) => rng.sample(beta),
+        Err(_) => mean,
+    }
 }
 
 /// The propensity arbitration uses for an action: its own Thompson draw (seeded by the

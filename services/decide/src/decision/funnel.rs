@@ -303,7 +303,11 @@ pub(crate) async fn run(
         if inputs.explain {
             track.evaluations.push(RuleEvaluation {
                 stage: FilterStage::ContactPolicy as i32,
-                rule: verdict.rule.clone(),
+                rule: if verdict.rule.is_empty() {
+                    "contact policies".into()
+                } else {
+                    verdict.rule.clone()
+                },
                 expression: "ReserveContact".into(),
                 passed: verdict.reserved,
                 error: String::new(),

@@ -106,6 +106,10 @@ async fn the_learned_policy_beats_uniform_choice_and_converges_on_the_best_actio
     let early_best =
         rounds[0].iter().filter(|(a, _)| a == "d").count() as f64 / rounds[0].len() as f64;
     let uniform_reward = CLICK.iter().map(|(_, p)| p).sum::<f64>() / CLICK.len() as f64;
+    println!(
+        "closed loop: late click rate {reward:.3} (uniform {uniform_reward:.3}, best 0.400); \
+         best action share {best_share:.2} (first round {early_best:.2})"
+    );
     assert!(
         reward > uniform_reward + 0.08,
         "late click rate {reward:.3} vs {uniform_reward:.3} for uniform choice"
