@@ -370,12 +370,18 @@ async fn describe(cluster: &Cluster, client: &DecideClient, n: usize) -> String 
             out,
             " {page} page: {offered} web/inbound candidates, {} fail eligibility, {} \
              applicability, {cut} cut before scoring, {scored} scored, response {:.0} KB, \
-             logged record {:.0} KB, degraded {:?};",
+             logged record {:.0} KB, degraded {:?}, returned {:?}, refused {:?};",
             at(FilterStage::Eligibility),
             at(FilterStage::Applicability),
             r.encoded_len() as f64 / 1024.0,
             record as f64 / 1024.0,
             r.degraded,
+            r.actions.iter().map(|a| &a.action_id).collect::<Vec<_>>(),
+            r.filtered
+                .iter()
+                .filter(|f| f.stage == FilterStage::ContactPolicy as i32)
+                .map(|f| format!("{} {}: {}", f.action_id, f.rule, f.reason))
+                .collect::<Vec<_>>(),
         )
         .unwrap();
     }

@@ -172,6 +172,7 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
         services,
         [
             "grpc.health.v1.Health",
+            "iee.decide.v1.DecisionService",
             "iee.ingest.v1.TouchpointService",
             "iee.predict.v1.PredictionService",
             "iee.profile.v1.ProfileService"
