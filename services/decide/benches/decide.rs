@@ -1,10 +1,10 @@
-//! `Decide` over gRPC with every service a separate process on loopback (private `redis-server`,
+//! `Decide` over gRPC with every service its own process on loopback (a private `redis-server`,
 //! `iee-ingest`, one `iee-profile`, `iee-predict`, `iee-decide`), for docs/performance.md.
 //!
 //! - `latency`: open-loop `Decide` load (web, inbound, one action) over 10,000 customers filled
-//!   through ingest, per catalogue size and rate; latency counts from each request's scheduled
-//!   send time, so queueing is not hidden (no coordinated omission).
-//! - `freshness`: time from sending an event to ingest until `Decide` sees the profile version
+//!   through ingest, per catalogue size and rate. Each request is sent at its scheduled time
+//!   by its own task and its latency counts from that time, so queueing is not hidden.
+//! - `freshness`: time from sending an event to ingest until `Decide` reads the profile version
 //!   it produced.
 //!
 //! ```text
@@ -22,9 +22,12 @@ use std::{
 
 use hdrhistogram::Histogram;
 use iee_api::{
-    decide::{DecideApi, DecideClient, DecideRequest, Direction, FilterStage, PutConfigRequest},
+    decide::{
+        DecideApi, DecideClient, DecideRequest, DecideResponse, DecisionRecord, Direction,
+        FilterStage, PutConfigRequest,
+    },
     ingest::{IngestRequest, TouchpointApi, TouchpointClient},
-    pb::common::{Channel, CustomerRef, Event, Money, PropertyValue, property_value},
+    pb::common::{Channel, CustomerRef, Event, Money, PropertyValue, property_value::Kind},
 };
 use iee_store::{Backend, RedisConfig, StoreConfig, Stores};
 use iee_test_support::{RedisServer, ServerProcess, wait_until};
@@ -36,78 +39,42 @@ const CUSTOMERS: usize = 10_000;
 const EVENTS_PER_CUSTOMER: usize = 4;
 const TENANT: &str = "bench";
 const PAGES: [&str; 3] = ["home", "product", "cart"];
-/// Past this many requests in flight the rate is far beyond capacity: further requests are
-/// shed (counted, not sent) instead of piling up without bound.
+/// Beyond this many requests in flight the rate is far past capacity: further requests are
+/// shed (counted, not sent) rather than piling up without bound.
 const MAX_IN_FLIGHT: usize = 2_000;
+const MINUTE: Duration = Duration::from_secs(60);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Client connections (HTTP/2) the load is spread over.
+/// Client HTTP/2 connections the load is spread over.
 const CONNECTIONS: usize = 4;
+/// The largest cap `ReserveContact` accepts with the profile defaults
+/// (`profile.fold.contact_history_limit`); more than any customer reaches here.
+const WEB_CAP: u32 = 50;
 
-struct Options {
-    mode: String,
-    seconds: u64,
-    rates: Vec<u64>,
-    actions: Vec<usize>,
-    samples: usize,
-}
-
-fn list<T: std::str::FromStr>(text: &str) -> Vec<T> {
-    text.split(',')
-        .map(|v| v.trim().parse().ok().unwrap())
-        .collect()
-}
-
-fn options() -> Options {
-    let mut o = Options {
-        mode: "latency".to_owned(),
-        seconds: 15,
-        rates: vec![1_000, 2_000, 5_000],
-        actions: vec![1_000, 10_000],
-        samples: 300,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
-        match arg.as_str() {
-            "latency" | "freshness" => o.mode.clone_from(&arg),
-            "--seconds" => o.seconds = value().parse().unwrap(),
-            "--rates" => o.rates = list(&value()),
-            "--actions" => o.actions = list(&value()),
-            "--samples" => o.samples = value().parse().unwrap(),
-            // cargo bench adds it.
-            "--bench" => {}
-            other => panic!(
-                "unknown argument {other}: latency [--seconds S] [--rates R,..] [--actions N,..] \
-                 | freshness [--samples N]"
-            ),
-        }
-    }
-    o
+/// The comma-separated numbers after `--name` on the command line, else `default`. Other
+/// arguments (such as the `--bench` cargo adds) are ignored.
+fn numbers<T: std::str::FromStr<Err: std::fmt::Debug>>(name: &str, default: &str) -> Vec<T> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name);
+    let text = at.map_or(default, |i| &args[i + 1]);
+    text.split(',').map(|v| v.parse().unwrap()).collect()
 }
 
 /// A catalogue of `n` actions: a quarter web/inbound, the rest on app, email and sms in both
-/// directions; most eligible, a tenth never; some applicable only on some pages.
+/// directions; most eligible, a tenth never; half applicable on some pages only.
 fn catalogue(n: usize) -> String {
-    const PLACES: [(&str, &str); 8] = [
-        ("web", "inbound"),
-        ("web", "inbound"),
-        ("app", "inbound"),
-        ("app", "inbound"),
-        ("email", "outbound"),
-        ("sms", "outbound"),
-        ("email", "inbound"),
-        ("app", "outbound"),
-    ];
-    let mut y = String::with_capacity(n * 260);
-    y.push_str(
-        "tenant: bench\n\
-         defaults: {max_actions: 1, reservation_ttl: 5m, attribution_window: 1m, \
-         decision_retention: 1m}\n\
-         exploration: {mode: thompson, samples: 200}\n\
-         actions:\n",
-    );
+    const CHANNELS: [&str; 8] = ["web", "web", "app", "app", "email", "sms", "email", "app"];
+    // Decision records expire after a minute so that Redis holds about a minute of them.
+    let mut y = "tenant: bench\n\
+        defaults: {max_actions: 1, attribution_window: 1m, decision_retention: 1m}\n\
+        exploration: {mode: thompson, samples: 200}\nactions:\n"
+        .to_owned();
     for i in 0..n {
-        let (channel, direction) = PLACES[i % 8];
+        let channel = CHANNELS[i % 8];
+        let direction = if matches!(i % 8, 4 | 5 | 7) {
+            "outbound"
+        } else {
+            "inbound"
+        };
         let eligibility = match (i / 8) % 10 {
             0..=5 => "profile.frequency.purchases >= 0.0",
             6 => "profile.activity.total >= 2.0",
@@ -120,33 +87,29 @@ fn catalogue(n: usize) -> String {
             1 => ", applicability: 'context.page != \"checkout\"'",
             _ => "",
         };
+        let (value, weight) = (
+            1.0 + (i * 37 % 100) as f64 / 4.0,
+            0.5 + (i % 7) as f64 / 4.0,
+        );
         writeln!(
             y,
             "  - {{id: a{i:05}, group: g{}, channels: [{channel}], direction: {direction}, \
-             value: {}, business_weight: {}, payload: {{title: \"offer {i}\", code: C{i}}}, \
+             value: {value}, business_weight: {weight}, payload: {{title: \"offer {i}\"}}, \
              eligibility: '{eligibility}'{applicability}}}",
-            i % 5,
-            1.0 + (i * 37 % 100) as f64 / 4.0,
-            0.5 + (i % 7) as f64 * 0.25,
+            i % 5
         )
         .unwrap();
     }
-    y.push_str(
+    write!(
+        y,
         "context_weights:\n\
-         - {name: product-page, when: 'context.page == \"product\"', groups: [g1, g3], weight: 1.5}\n\
+         - {{name: product, when: 'context.page == \"product\"', groups: [g1, g3], weight: 1.5}}\n\
          contact_policies:\n\
-         - {name: web-daily, channels: [web], cap: {max: 10000, window: 1d, scope: channel}}\n\
-         - {name: email-weekly, channels: [email], cap: {max: 3, window: 7d, scope: channel}}\n",
-    );
+         - {{name: web-daily, channels: [web], cap: {{max: {WEB_CAP}, window: 1d, scope: channel}}}}\n\
+         - {{name: email-weekly, channels: [email], cap: {{max: 3, window: 7d, scope: channel}}}}\n"
+    )
+    .unwrap();
     y
-}
-
-fn customer(c: usize) -> Option<CustomerRef> {
-    Some(CustomerRef {
-        tenant_id: TENANT.to_owned(),
-        customer_id: format!("c-{c}"),
-        anonymous_id: String::new(),
-    })
 }
 
 fn event(id: String, c: usize, purchase: bool) -> Event {
@@ -166,129 +129,117 @@ fn event(id: String, c: usize, purchase: bool) -> Event {
     }
 }
 
+/// An inbound decision for customer `c` on `page` (touchpoint and `context.page`).
 fn decide_request(c: usize, channel: Channel, page: &str) -> DecideRequest {
-    let value = PropertyValue {
-        kind: Some(property_value::Kind::StringValue(page.to_owned())),
+    let page_value = PropertyValue {
+        kind: Some(Kind::StringValue(page.to_owned())),
     };
     DecideRequest {
-        customer: customer(c),
+        customer: Some(CustomerRef {
+            tenant_id: TENANT.to_owned(),
+            customer_id: format!("c-{c}"),
+            anonymous_id: String::new(),
+        }),
         channel: channel as i32,
         touchpoint: page.to_owned(),
         direction: Direction::Inbound as i32,
-        context: [("page".to_owned(), value)].into(),
+        context: [("page".to_owned(), page_value)].into(),
         max_actions: 1,
         request_id: String::new(),
     }
+}
+
+/// A decision that reads the profile but has no candidate (nothing is offered on push): it
+/// reserves no contact, so it changes nothing on the profile.
+async fn probe(client: &DecideClient, c: usize) -> DecideResponse {
+    let response = client
+        .decide(decide_request(c, Channel::Push, "home"))
+        .await
+        .unwrap();
+    assert!(response.actions.is_empty() && response.filtered.is_empty());
+    response
 }
 
 /// Every service as its own process over one private Redis.
 struct Cluster {
     _redis: RedisServer,
     stores: Stores,
-    ingest: ServerProcess,
-    profile: ServerProcess,
-    predict: ServerProcess,
-    decide: ServerProcess,
+    processes: Vec<ServerProcess>,
+    ingest_at: String,
+    clients: Vec<DecideClient>,
 }
 
 impl Cluster {
     async fn start() -> Self {
         let redis = RedisServer::start();
         let url = redis.url();
+        let redis_config = RedisConfig {
+            url: url.clone(),
+            ..RedisConfig::default()
+        };
         let store = StoreConfig {
             backend: Backend::Redis,
-            redis: RedisConfig {
-                url: url.clone(),
-                ..RedisConfig::default()
-            },
+            redis: redis_config,
         };
         let stores = Stores::open(&store, SHARDS).unwrap();
         let count = SHARDS.to_string();
         let shards = ("IEE_CLUSTER__SHARD_COUNT", count.as_str());
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "",
-            "--redis-url",
-            &url,
-        ];
+        let args = ["--listen", "127.0.0.1:0", "--metrics-listen", ""];
+        let args = [&args[..], &["--redis-url", &url]].concat();
         let ingest = ServerProcess::spawn("iee-ingest", &args, &[shards]);
         let node = ("IEE_PROFILE__NODE_ID", "bench-profile");
         let profile = ServerProcess::spawn("iee-profile", &args, &[shards, node]);
         let all: Vec<u32> = (0..SHARDS).collect();
-        wait_until(
-            Duration::from_secs(60),
-            "the profile node to own every shard",
-            || {
-                let (stores, all) = (stores.clone(), all.clone());
-                async move {
-                    let owners = stores.leases.owners(&all).await.ok()?;
-                    owners.iter().all(Option::is_some).then_some(())
-                }
-            },
-        )
+        wait_until(MINUTE, "every shard owned", || {
+            let (stores, all) = (stores.clone(), all.clone());
+            async move {
+                let owners = stores.leases.owners(&all).await.ok()?;
+                owners.iter().all(Option::is_some).then_some(())
+            }
+        })
         .await;
         let seeds = format!("[\"{}\"]", profile.addr);
-        let predict = ServerProcess::spawn(
-            "iee-predict",
-            &args,
-            &[shards, ("IEE_PREDICT__PROFILE_SEEDS", &seeds)],
-        );
+        let seeds_env = ("IEE_PREDICT__PROFILE_SEEDS", seeds.as_str());
+        let predict = ServerProcess::spawn("iee-predict", &args, &[shards, seeds_env]);
         let (predict_at, ingest_at) = (predict.endpoint(), ingest.endpoint());
-        let decide = ServerProcess::spawn(
-            "iee-decide",
-            &args,
-            &[
-                shards,
-                ("IEE_DECIDE__PROFILE_SEEDS", &seeds),
-                ("IEE_DECIDE__PREDICT_ENDPOINT", &predict_at),
-                ("IEE_DECIDE__INGEST_ENDPOINT", &ingest_at),
-                ("IEE_DECIDE__PROACTIVE", "false"),
-            ],
-        );
+        let envs = [
+            shards,
+            ("IEE_DECIDE__PROFILE_SEEDS", &seeds),
+            ("IEE_DECIDE__PREDICT_ENDPOINT", &predict_at),
+            ("IEE_DECIDE__INGEST_ENDPOINT", &ingest_at),
+            ("IEE_DECIDE__PROACTIVE", "false"),
+        ];
+        let decide = ServerProcess::spawn("iee-decide", &args, &envs);
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            clients.push(DecideClient::connect(decide.endpoint()).await.unwrap());
+        }
         Self {
             _redis: redis,
             stores,
-            ingest,
-            profile,
-            predict,
-            decide,
+            processes: vec![decide, predict, profile, ingest],
+            ingest_at,
+            clients,
         }
     }
 
-    async fn clients(&self) -> Vec<DecideClient> {
-        let mut clients = Vec::new();
-        for _ in 0..CONNECTIONS {
-            clients.push(DecideClient::connect(self.decide.endpoint()).await.unwrap());
-        }
-        clients
-    }
-
-    /// Activates a catalogue of `n` actions; returns its version.
-    async fn configure(&self, client: &DecideClient, n: usize, expected: &str) -> String {
-        let yaml = catalogue(n);
-        let put = client
-            .put_config(PutConfigRequest {
-                tenant_id: TENANT.to_owned(),
-                yaml,
-                expected_version: expected.to_owned(),
-                validate_only: false,
-            })
-            .await
-            .unwrap();
-        assert!(
-            put.errors.is_empty(),
-            "configuration errors: {:?}",
-            put.errors
-        );
+    /// Activates a catalogue of `n` actions over `expected`; returns its version.
+    async fn configure(&self, n: usize, expected: &str) -> String {
+        let request = PutConfigRequest {
+            tenant_id: TENANT.to_owned(),
+            yaml: catalogue(n),
+            expected_version: expected.to_owned(),
+            validate_only: false,
+        };
+        let put = self.clients[0].put_config(request).await.unwrap();
+        assert!(put.errors.is_empty(), "config errors: {:?}", put.errors);
         put.version
     }
 
     /// Ingests `EVENTS_PER_CUSTOMER` events per customer (a purchase, page views, a second
-    /// purchase for a third of them) and waits until decisions see them all.
-    async fn fill(&self, client: &DecideClient) {
-        let ingest = TouchpointClient::connect(self.ingest.endpoint())
+    /// purchase for a third of them), 1,000 a request, and waits until decisions see them.
+    async fn fill(&self) -> TouchpointClient {
+        let ingest = TouchpointClient::connect(self.ingest_at.clone())
             .await
             .unwrap();
         let events: Vec<Event> = (0..EVENTS_PER_CUSTOMER * CUSTOMERS)
@@ -298,94 +249,64 @@ impl Cluster {
             })
             .collect();
         for chunk in events.chunks(1_000) {
-            let response = ingest
-                .ingest(IngestRequest {
-                    events: chunk.to_vec(),
-                })
-                .await
-                .unwrap();
+            let events = chunk.to_vec();
+            let response = ingest.ingest(IngestRequest { events }).await.unwrap();
             assert_eq!(response.accepted as usize, chunk.len());
         }
-        // The last batch covers every shard; a version per event applied.
+        // The last batch covers every shard; each applied event is a profile version.
         for c in CUSTOMERS - 1_000..CUSTOMERS {
-            wait_until(Duration::from_secs(60), "the events to be applied", || {
-                let client = client.clone();
-                async move {
-                    let seen = probe(&client, c).await.profile_version;
-                    (seen >= EVENTS_PER_CUSTOMER as u64).then_some(())
-                }
+            wait_until(MINUTE, "events applied", || async move {
+                let seen = probe(&self.clients[0], c).await.profile_version;
+                (seen >= EVENTS_PER_CUSTOMER as u64).then_some(())
             })
             .await;
         }
+        ingest
+    }
+
+    /// What one web decision goes through with this catalogue, on a product and a home page.
+    async fn describe(&self, n: usize) -> String {
+        let mut out = format!("- {n} actions:");
+        for page in ["product", "home"] {
+            let request = decide_request(7, Channel::Web, page);
+            let r = self.clients[0].decide(request).await.unwrap();
+            let at = |stage: FilterStage| {
+                let stage = stage as i32;
+                r.filtered.iter().filter(|f| f.stage == stage).count()
+            };
+            let beyond = |reason: &str| reason.starts_with("beyond the");
+            let cut = r.filtered.iter().filter(|f| beyond(&f.reason)).count();
+            let (ineligible, inapplicable) =
+                (at(FilterStage::Eligibility), at(FilterStage::Applicability));
+            let offered = r.actions.len() + r.filtered.len();
+            let logged = self.stores.decisions.get_decision(TENANT, &r.decision_id);
+            let bytes = logged.await.unwrap().unwrap();
+            let record = DecisionRecord::decode(bytes.as_slice()).unwrap();
+            let p = record.propensities.first().cloned().unwrap_or_default();
+            write!(
+                out,
+                " on a {page} page {offered} web/inbound candidates, {ineligible} fail \
+                 eligibility, {inapplicable} applicability, {cut} cut before scoring, {} \
+                 scored (propensity mean {:.3}, sd {:.3}), {} returned, {} refused by contact \
+                 policies; response {:.0} KB, decision record {:.0} KB;",
+                offered - ineligible - inapplicable - cut,
+                p.mean,
+                p.stddev,
+                r.actions.len(),
+                at(FilterStage::ContactPolicy),
+                r.encoded_len() as f64 / 1024.0,
+                bytes.len() as f64 / 1024.0,
+            )
+            .unwrap();
+        }
+        out
     }
 
     async fn stop(self) {
-        self.decide.signal_and_wait("TERM").await;
-        self.predict.signal_and_wait("TERM").await;
-        self.profile.signal_and_wait("TERM").await;
-        self.ingest.signal_and_wait("TERM").await;
+        for process in self.processes {
+            process.signal_and_wait("TERM").await;
+        }
     }
-}
-
-/// A decision that reads the profile but has no candidates (no action is offered on push), so
-/// it reserves no contact and changes nothing on the profile.
-async fn probe(client: &DecideClient, c: usize) -> iee_api::decide::DecideResponse {
-    let response = client
-        .decide(decide_request(c, Channel::Push, "home"))
-        .await
-        .unwrap();
-    assert!(response.actions.is_empty() && response.filtered.is_empty());
-    response
-}
-
-/// What one decision of the catalogue goes through, from a product page and a home page.
-async fn describe(cluster: &Cluster, client: &DecideClient, n: usize) -> String {
-    let mut out = format!("- {n} actions:");
-    for page in ["product", "home"] {
-        let r = client
-            .decide(decide_request(7, Channel::Web, page))
-            .await
-            .unwrap();
-        let at = |stage: FilterStage| {
-            r.filtered
-                .iter()
-                .filter(|f| f.stage == stage as i32)
-                .count()
-        };
-        let cut = r
-            .filtered
-            .iter()
-            .filter(|f| f.reason.starts_with("beyond the"))
-            .count();
-        let offered = r.actions.len() + r.filtered.len();
-        let scored = offered - at(FilterStage::Eligibility) - at(FilterStage::Applicability) - cut;
-        let record = cluster
-            .stores
-            .decisions
-            .get_decision(TENANT, &r.decision_id)
-            .await
-            .unwrap()
-            .map_or(0, |b| b.len());
-        write!(
-            out,
-            " {page} page: {offered} web/inbound candidates, {} fail eligibility, {} \
-             applicability, {cut} cut before scoring, {scored} scored, response {:.0} KB, \
-             logged record {:.0} KB, degraded {:?}, returned {:?}, refused {:?};",
-            at(FilterStage::Eligibility),
-            at(FilterStage::Applicability),
-            r.encoded_len() as f64 / 1024.0,
-            record as f64 / 1024.0,
-            r.degraded,
-            r.actions.iter().map(|a| &a.action_id).collect::<Vec<_>>(),
-            r.filtered
-                .iter()
-                .filter(|f| f.stage == FilterStage::ContactPolicy as i32)
-                .map(|f| format!("{} {}: {}", f.action_id, f.rule, f.reason))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-    }
-    out
 }
 
 #[derive(Default)]
@@ -399,67 +320,66 @@ struct Run {
     shed: u64,
 }
 
-/// Open loop: request `i` is due at `i / rate` s and sent then by its own task, whatever is
-/// still in flight; its latency counts from that due time.
-async fn open_loop(
-    clients: &[DecideClient],
-    rate: u64,
-    seconds: f64,
-    seq: &mut usize,
-) -> (Run, f64) {
-    let mut run = Run {
-        hist: Some(Histogram::<u64>::new(3).unwrap()),
-        ..Run::default()
-    };
-    let n = (rate as f64 * seconds) as u64;
-    let mut tasks = JoinSet::new();
-    let start = Instant::now();
-    let account = |run: &mut Run, (latency, result): (Duration, _)| {
-        let hist = run.hist.as_mut().unwrap();
-        hist.record(u64::try_from(latency.as_micros()).unwrap())
-            .unwrap();
+/// What a request task hands back: the latency and either (an action was returned, the
+/// degradation reasons) or the error.
+type Outcome = (Duration, Result<(bool, Vec<String>), String>);
+
+impl Run {
+    fn account(&mut self, (latency, result): Outcome) {
+        self.hist.as_mut().unwrap().record(micros(latency)).unwrap();
         match result {
-            Ok(Ok::<iee_api::decide::DecideResponse, iee_api::decide::DecideError>(r)) => {
-                run.ok += 1;
-                run.no_action += u64::from(r.actions.is_empty());
-                run.degraded_responses += u64::from(!r.degraded.is_empty());
-                for reason in r.degraded {
-                    *run.degraded.entry(reason).or_default() += 1;
+            Ok((action, degraded)) => {
+                self.ok += 1;
+                self.no_action += u64::from(!action);
+                self.degraded_responses += u64::from(!degraded.is_empty());
+                for reason in degraded {
+                    *self.degraded.entry(reason).or_default() += 1;
                 }
             }
-            Ok(Err(err)) => *run.errors.entry(format!("{:?}", err.code())).or_default() += 1,
-            Err(_) => {
-                *run.errors
-                    .entry("client timeout 5 s".to_owned())
-                    .or_default() += 1
-            }
+            Err(error) => *self.errors.entry(error).or_default() += 1,
         }
+    }
+}
+
+/// Open loop: request `i` is due at `i / rate` s and sent then by a task of its own, whatever
+/// is still in flight; its latency counts from its due time. Returns the run and its length.
+async fn open_loop(clients: &[DecideClient], rate: u64, secs: f64, seq: &mut usize) -> (Run, f64) {
+    let mut run = Run {
+        hist: Some(Histogram::new(3).unwrap()),
+        ..Run::default()
     };
-    for i in 0..n {
+    let mut tasks = JoinSet::new();
+    let start = Instant::now();
+    for i in 0..(rate as f64 * secs) as u64 {
         let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
-        if due > Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
+        tokio::time::sleep_until(due).await;
         while let Some(done) = tasks.try_join_next() {
-            account(&mut run, done.unwrap());
+            run.account(done.unwrap());
         }
         if tasks.len() >= MAX_IN_FLIGHT {
             run.shed += 1;
             continue;
         }
         *seq += 1;
-        let c = (*seq * 7_919) % CUSTOMERS;
-        let request = decide_request(c, Channel::Web, PAGES[*seq % PAGES.len()]);
+        let request = decide_request((*seq * 7_919) % CUSTOMERS, Channel::Web, PAGES[*seq % 3]);
         let client = clients[*seq % clients.len()].clone();
         tasks.spawn(async move {
-            let result = tokio::time::timeout(CLIENT_TIMEOUT, client.decide(request)).await;
+            let result = match tokio::time::timeout(CLIENT_TIMEOUT, client.decide(request)).await {
+                Ok(Ok(r)) => Ok((!r.actions.is_empty(), r.degraded)),
+                Ok(Err(err)) => Err(format!("{:?}", err.code())),
+                Err(_) => Err("client timeout".to_owned()),
+            };
             (due.elapsed(), result)
         });
     }
     while let Some(done) = tasks.join_next().await {
-        account(&mut run, done.unwrap());
+        run.account(done.unwrap());
     }
     (run, start.elapsed().as_secs_f64())
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap()
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> String {
@@ -468,38 +388,33 @@ fn ms(h: &Histogram<u64>, q: f64) -> String {
 
 fn tally(map: &BTreeMap<String, u64>) -> String {
     let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    if parts.is_empty() {
-        "0".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    Some(parts.join(", "))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "0".to_owned())
 }
 
-async fn latency(o: &Options) {
+async fn latency() {
+    let seconds: u64 = numbers("--seconds", "15")[0];
+    let actions: Vec<usize> = numbers("--actions", "1000,10000");
     let cluster = Cluster::start().await;
-    let clients = cluster.clients().await;
-    let mut version = cluster.configure(&clients[0], o.actions[0], "").await;
-    eprintln!("filling {CUSTOMERS} customers through ingest…");
-    cluster.fill(&clients[0]).await;
-    let mut seq = 0;
-    let (mut rows, mut setups) = (Vec::new(), Vec::new());
-    for (k, &n) in o.actions.iter().enumerate() {
+    let mut version = cluster.configure(actions[0], "").await;
+    eprintln!("filling {CUSTOMERS} customers through ingest");
+    cluster.fill().await;
+    let (mut seq, mut rows, mut setups) = (0, Vec::new(), Vec::new());
+    for (k, &n) in actions.iter().enumerate() {
         if k > 0 {
-            version = cluster.configure(&clients[0], n, &version).await;
+            version = cluster.configure(n, &version).await;
         }
-        setups.push(describe(&cluster, &clients[0], n).await);
-        for &rate in &o.rates {
-            eprintln!(
-                "{n} actions at {rate}/s: 2 s warm-up, {} s measured…",
-                o.seconds
-            );
-            open_loop(&clients, rate, 2.0, &mut seq).await;
-            let (run, elapsed) = open_loop(&clients, rate, o.seconds as f64, &mut seq).await;
+        setups.push(cluster.describe(n).await);
+        for rate in numbers("--rates", "1000,2000,5000") {
+            eprintln!("{n} actions at {rate}/s");
+            open_loop(&cluster.clients, rate, 2.0, &mut seq).await;
+            let secs = seconds as f64;
+            let (run, elapsed) = open_loop(&cluster.clients, rate, secs, &mut seq).await;
             let h = run.hist.as_ref().unwrap();
-            let degraded = if run.degraded_responses == 0 {
-                "0".to_owned()
-            } else {
-                format!("{} ({})", run.degraded_responses, tally(&run.degraded))
+            let degraded = match run.degraded_responses {
+                0 => "0".to_owned(),
+                d => format!("{d} ({})", tally(&run.degraded)),
             };
             let row = format!(
                 "| {n} | {rate} | {:.0} | {} | {} | {} | {} | {:.2} | {} | {} | {degraded} | {} |",
@@ -519,21 +434,21 @@ async fn latency(o: &Options) {
     }
     cluster.stop().await;
     println!(
-        "Decide over gRPC, every service its own process on loopback (2-core machine, the \
-         load generator on it too): a private redis-server, iee-ingest, one iee-profile owning \
-         all {SHARDS} shards, iee-predict (built-in models), iee-decide (proactive off, \
-         default timeouts: profile 50 ms, predict 50 ms, reserve 100 ms). {CUSTOMERS} \
-         customers filled through ingest ({EVENTS_PER_CUSTOMER} events each: purchases and \
-         page views). Requests: web, inbound, touchpoint = context page (home | product | \
-         cart), max_actions 1, customers spread over all {CUSTOMERS}; open loop ({} s per row \
-         after a 2 s warm-up, latency from the scheduled send time, {CONNECTIONS} HTTP/2 \
-         connections, client timeout 5 s, requests beyond {MAX_IN_FLIGHT} in flight shed). \
-         Catalogue: a quarter web/inbound, eligibility rules over the profile (a tenth never \
-         eligible), applicability over the page for half, web cap 10,000 a day (every \
-         decision reserves a contact), Thompson exploration with 200 samples, decision \
-         retention 1 m. One scoring call takes at most 1,000 actions (the rest are cut by \
-         static weight before scoring).\n",
-        o.seconds
+        "Decide over gRPC, every service its own process on loopback, on one 2-core machine \
+         with the load generator: redis-server, iee-ingest, one iee-profile owning all \
+         {SHARDS} shards, iee-predict (built-in models, nothing learnt), iee-decide (proactive \
+         off, default timeouts: profile 50 ms, predict 50 ms, reserve 100 ms). {CUSTOMERS} \
+         customers filled through ingest ({EVENTS_PER_CUSTOMER} events each). Requests: web, \
+         inbound, max_actions 1, touchpoint and context.page cycling home/product/cart over \
+         all customers; open loop, {} s per row after 2 s of warm-up, latency from the \
+         scheduled send time, {CONNECTIONS} connections, client timeout {} s, requests beyond \
+         {MAX_IN_FLIGHT} in flight shed. Catalogue: a quarter web/inbound, eligibility over \
+         the profile (a tenth never true), applicability over the page for half, a context \
+         weight, web cap {WEB_CAP}/day (never reached: each returned action reserves a \
+         contact), Thompson exploration with 200 samples, decision records kept 1 min; at \
+         most 1,000 actions are scored per decision (the rest cut by static weight).\n",
+        seconds,
+        CLIENT_TIMEOUT.as_secs()
     );
     for line in setups {
         println!("{line}");
@@ -547,83 +462,69 @@ async fn latency(o: &Options) {
     }
 }
 
-async fn freshness(o: &Options) {
+async fn freshness() {
+    let samples: usize = numbers("--samples", "300")[0];
     let cluster = Cluster::start().await;
-    let clients = cluster.clients().await;
-    let client = &clients[0];
-    cluster.configure(client, 1_000, "").await;
-    eprintln!("filling {CUSTOMERS} customers through ingest…");
-    cluster.fill(client).await;
-    // A web decision reserves a contact, which is itself a profile change: its version moves
-    // without any event, so freshness is read with probes that reserve nothing.
-    let mut web = [0; 2];
+    cluster.configure(1_000, "").await;
+    eprintln!("filling {CUSTOMERS} customers through ingest");
+    let ingest = cluster.fill().await;
+    let client = &cluster.clients[0];
+    // Why probes: a decision that returns an action reserves a contact, which is itself a
+    // profile change, so web decisions see new versions without any event.
+    let mut web = [0; 3];
     for seen in &mut web {
         let request = decide_request(3, Channel::Web, "product");
         *seen = client.decide(request).await.unwrap().profile_version;
     }
-    let ingest = TouchpointClient::connect(cluster.ingest.endpoint())
-        .await
-        .unwrap();
-    let (mut fresh, mut ack) = (
-        Histogram::<u64>::new(3).unwrap(),
-        Histogram::<u64>::new(3).unwrap(),
-    );
-    let mut probes = 0_u64;
-    for s in 0..o.samples {
+    let mut fresh = Histogram::<u64>::new(3).unwrap();
+    let mut ack = fresh.clone();
+    let mut calls = 0;
+    for s in 0..samples {
         let c = (s * 31) % CUSTOMERS;
-        let v0 = probe(client, c).await.profile_version;
+        let before = probe(client, c).await.profile_version;
         let sent = Instant::now();
-        let response = ingest
-            .ingest(IngestRequest {
-                events: vec![event(format!("x-{s}"), c, false)],
-            })
-            .await
-            .unwrap();
+        let events = vec![event(format!("x-{s}"), c, false)];
+        let response = ingest.ingest(IngestRequest { events }).await.unwrap();
         assert_eq!(response.accepted, 1);
-        ack.record(u64::try_from(sent.elapsed().as_micros()).unwrap())
-            .unwrap();
+        ack.record(micros(sent.elapsed())).unwrap();
         loop {
-            probes += 1;
-            if probe(client, c).await.profile_version > v0 {
+            calls += 1;
+            if probe(client, c).await.profile_version > before {
                 break;
             }
             assert!(sent.elapsed() < Duration::from_secs(10), "event never seen");
         }
-        fresh
-            .record(u64::try_from(sent.elapsed().as_micros()).unwrap())
-            .unwrap();
+        fresh.record(micros(sent.elapsed())).unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cluster.stop().await;
     println!(
-        "Freshness: time from sending one event to iee-ingest to the first Decide response \
-         whose profile_version shows it, same processes as `latency` ({CUSTOMERS} customers, \
-         1,000 actions), one sample at a time, Decide called back to back after the ingest ack. \
-         Probes are decisions on a channel without candidates (push), because a decision that \
-         returns an action reserves a contact, which bumps the profile version by itself (two \
-         back-to-back web decisions of one customer saw versions {} then {}). Profile defaults: \
-         log read block 100 ms, write-behind flush 25 ms (not on this path: decisions read the \
-         resident actor).\n",
-        web[0], web[1]
+        "Freshness: from sending one event to iee-ingest to the first Decide response whose \
+         profile_version includes it; the same processes as `latency` ({CUSTOMERS} customers \
+         filled, 1,000 actions), one sample at a time, Decide called back to back after the \
+         ingest acknowledgement. The Decide calls are on push, where no action is offered: a \
+         decision that returns an action reserves a contact, which changes the profile and \
+         its version by itself (three web decisions of one customer in a row read versions \
+         {web:?}). Profile defaults: log reads block up to 100 ms, write-behind flush every \
+         25 ms (not on this path: decisions read the resident actor).\n"
     );
     println!(
         "| samples | p50 ms | p99 ms | max ms | ingest ack p50 ms | Decide calls per sample |\n\
          |---|---|---|---|---|---|\n| {} | {} | {} | {:.2} | {} | {:.1} |",
-        o.samples,
+        samples,
         ms(&fresh, 0.5),
         ms(&fresh, 0.99),
         fresh.max() as f64 / 1000.0,
         ms(&ack, 0.5),
-        probes as f64 / o.samples as f64
+        f64::from(calls) / samples as f64
     );
 }
 
 #[tokio::main]
 async fn main() {
-    let o = options();
-    match o.mode.as_str() {
-        "latency" => latency(&o).await,
-        "freshness" => freshness(&o).await,
-        other => panic!("unknown mode {other}: latency|freshness"),
+    if std::env::args().any(|a| a == "freshness") {
+        freshness().await;
+    } else {
+        latency().await;
     }
 }
