@@ -96,6 +96,8 @@ impl LoopServices {
             ("IEE_DECIDE__PROFILE_TIMEOUT_MS".into(), "5000".into()),
             ("IEE_DECIDE__PREDICT_TIMEOUT_MS".into(), "5000".into()),
             ("IEE_DECIDE__RESERVE_TIMEOUT_MS".into(), "5000".into()),
+            // Tests send bursts on purpose; admission control has its own test.
+            ("IEE_DECIDE__MAX_IN_FLIGHT".into(), "1024".into()),
         ];
         envs.extend(
             decide_envs

@@ -111,6 +111,7 @@ async fn rerun(
         seed: record.seed,
         customer_key: &key,
         explain,
+        max_filtered: decider.settings.max_filtered,
     };
     let gate = RecordedGate {
         verdicts: record

@@ -32,6 +32,9 @@ fn channel(field: &str, endpoint: &str) -> anyhow::Result<tonic::transport::Chan
     Ok(Endpoint::from_shared(endpoint.to_owned())
         .with_context(|| format!("{field}: {endpoint:?} is not a valid address"))?
         .tcp_nodelay(true)
+        // Trusted peers: requests cancelled at the decision's deadline must not make HTTP/2
+        // close the connection after 1,024 of them.
+        .http2_max_local_error_reset_streams(None)
         .connect_lazy())
 }
 

@@ -29,6 +29,7 @@ pub(crate) struct DecideMetrics {
     configs: Family<Labels, Counter>,
     signals: Family<Labels, Counter>,
     pub(crate) signal_gaps: Counter,
+    pub(crate) overloaded: Counter,
 }
 
 impl DecideMetrics {
@@ -42,6 +43,7 @@ impl DecideMetrics {
             configs: Family::default(),
             signals: Family::default(),
             signal_gaps: Counter::default(),
+            overloaded: Counter::default(),
         };
         registry.register(
             "iee_decide_decisions",
@@ -72,6 +74,11 @@ impl DecideMetrics {
             "iee_decide_signals",
             "Signals handled by proactive triggers, by result",
             m.signals.clone(),
+        );
+        registry.register(
+            "iee_decide_overloaded",
+            "Decide requests refused because max_in_flight decisions were in progress",
+            m.overloaded.clone(),
         );
         registry.register(
             "iee_decide_signal_gaps",

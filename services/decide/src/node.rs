@@ -59,6 +59,7 @@ impl DecideNode {
             Duration::from_millis(config.config_poll_interval_ms),
         ));
         let decider = Arc::new(Decider {
+            admission: tokio::sync::Semaphore::new(config.max_in_flight),
             settings: config,
             configs,
             profiles: deps.profiles,

@@ -33,6 +33,8 @@ pub(crate) struct Decider {
     pub metrics: DecideMetrics,
     /// The installation's shard count.
     pub shard_count: u32,
+    /// Admission: one permit per decision in progress (`max_in_flight`).
+    pub admission: tokio::sync::Semaphore,
 }
 
 impl Decider {
@@ -86,6 +88,13 @@ pub(crate) fn require(field: &str, value: &str) -> Result<(), DecideError> {
 #[async_trait::async_trait]
 impl DecideApi for Decider {
     async fn decide(&self, request: DecideRequest) -> Result<DecideResponse, DecideError> {
+        let Ok(_permit) = self.admission.try_acquire() else {
+            self.metrics.overloaded.inc();
+            return Err(DecideError::Overloaded(format!(
+                "{} decisions in progress",
+                self.settings.max_in_flight
+            )));
+        };
         decision::decide(self, request, decision::Provenance::default()).await
     }
 

@@ -33,6 +33,13 @@ pub struct DecideConfig {
     pub predict_timeout_ms: u64,
     /// Longest wait for one contact reservation before the action is treated as refused.
     pub reserve_timeout_ms: u64,
+    /// Most decisions in progress at once; more are refused at once with RESOURCE_EXHAUSTED and
+    /// a retry delay, so an overload is answered instead of turning every decision into a
+    /// degraded one.
+    pub max_in_flight: usize,
+    /// Most dropped actions a `Decide` response lists (latest stage first); the decision log
+    /// and `ExplainDecision` still account for every action.
+    pub max_filtered: usize,
     /// Run proactive decisions from the profile service's signals.
     pub proactive: bool,
     /// Name under which the signal watcher saves its resume cursors; replicas sharing it share
@@ -59,6 +66,8 @@ impl Default for DecideConfig {
             profile_timeout_ms: 50,
             predict_timeout_ms: 50,
             reserve_timeout_ms: 100,
+            max_in_flight: 128,
+            max_filtered: 25,
             proactive: true,
             watcher_name: "decide".to_owned(),
             signal_max_age_secs: 6 * 3600,
@@ -79,6 +88,7 @@ impl Validate for DecideConfig {
             ("decide.predict_timeout_ms", self.predict_timeout_ms),
             ("decide.reserve_timeout_ms", self.reserve_timeout_ms),
             ("decide.outbound_max_len", self.outbound_max_len as u64),
+            ("decide.max_in_flight", self.max_in_flight as u64),
             ("decide.signal_max_age_secs", self.signal_max_age_secs),
             ("decide.outbound_dedup_hours", self.outbound_dedup_hours),
         ] {

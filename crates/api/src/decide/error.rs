@@ -2,7 +2,12 @@
 
 use tonic::{Code, Status};
 
-use crate::metadata::{code_name, insert_field, invalid_argument_parts, strip};
+use crate::metadata::{
+    RETRY_AFTER_METADATA_KEY, code_name, insert_field, invalid_argument_parts, strip,
+};
+
+/// The retry delay suggested with [`DecideError::Overloaded`], in milliseconds.
+pub const OVERLOAD_RETRY_AFTER_MS: u64 = 20;
 
 /// Errors of the decision service; each fails the whole request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +30,9 @@ pub enum DecideError {
     /// The active configuration changed since the version the write was based on.
     #[error("aborted: {0}")]
     Aborted(String),
+    /// Too many decisions are in progress; retry after the delay in `retry-after-ms`.
+    #[error("resource exhausted: {0}")]
+    Overloaded(String),
     /// A dependency (profile, prediction, ingest, storage) cannot be reached; a retry may
     /// succeed.
     #[error("unavailable: {0}")]
@@ -53,6 +61,7 @@ impl DecideError {
             Self::NotFound(_) => Code::NotFound,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted(_) => Code::Aborted,
+            Self::Overloaded(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
@@ -61,7 +70,7 @@ impl DecideError {
 
     /// Whether the same request, sent again after a delay, may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Overloaded(_))
     }
 
     /// The inverse of `Status::from(DecideError)`: every error survives a round trip unchanged.
@@ -79,6 +88,7 @@ impl DecideError {
                 Self::FailedPrecondition(strip(message, "failed precondition: "))
             }
             Code::Aborted => Self::Aborted(strip(message, "aborted: ")),
+            Code::ResourceExhausted => Self::Overloaded(strip(message, "resource exhausted: ")),
             Code::Unavailable => Self::Unavailable(strip(message, "unavailable: ")),
             Code::DeadlineExceeded | Code::Cancelled => {
                 Self::DeadlineExceeded(strip(message, "deadline exceeded: "))
@@ -99,8 +109,14 @@ impl From<DecideError> for Status {
     /// Lossless, so [`DecideError::from_status`] restores the error.
     fn from(err: DecideError) -> Self {
         let mut status = Status::new(err.code(), err.to_string());
-        if let DecideError::InvalidArgument { field, .. } = &err {
-            insert_field(&mut status, field);
+        match &err {
+            DecideError::InvalidArgument { field, .. } => insert_field(&mut status, field),
+            DecideError::Overloaded(_) => {
+                status
+                    .metadata_mut()
+                    .insert(RETRY_AFTER_METADATA_KEY, OVERLOAD_RETRY_AFTER_MS.into());
+            }
+            _ => {}
         }
         status
     }
@@ -118,6 +134,7 @@ mod tests {
             DecideError::NotFound("decision d-1".into()),
             DecideError::FailedPrecondition("outcome 9 days after the decision".into()),
             DecideError::Aborted("active version is abc, not def".into()),
+            DecideError::Overloaded("256 decisions in progress".into()),
             DecideError::Unavailable("profile: connection refused".into()),
             DecideError::DeadlineExceeded("profile read".into()),
             DecideError::Internal("bug".into()),

@@ -5,7 +5,7 @@ mod client;
 mod error;
 
 pub use client::DecideClient;
-pub use error::DecideError;
+pub use error::{DecideError, OVERLOAD_RETRY_AFTER_MS};
 
 pub use crate::pb::decide::*;
 

@@ -385,7 +385,10 @@ fn endpoint(addr: &str, options: &RouteOptions) -> Result<Endpoint, String> {
     Ok(Endpoint::from_shared(uri)
         .map_err(|e| e.to_string())?
         .connect_timeout(options.connect_timeout)
-        .tcp_nodelay(true))
+        .tcp_nodelay(true)
+        // Profile nodes are trusted peers: requests cancelled by the caller's deadline must not
+        // make HTTP/2 close the connection after 1,024 of them.
+        .http2_max_local_error_reset_streams(None))
 }
 
 /// The maps stay consistent under a panic (every update is a single insert or assignment).

@@ -2,14 +2,15 @@
 //! propensity a Thompson draw from its posterior when exploring, and the probability with which
 //! the policy returns each action at its rank (for off-policy evaluation).
 //!
-//! The posterior of a propensity is taken as the Beta distribution with the mean and standard
-//! deviation the prediction service reports (moment matching; a deviation too large for a Beta
-//! of that mean is narrowed to the widest one). An action's own draw depends only on the
-//! decision's seed and the action id, so a replay, or a what-if replay with other actions
+//! The posterior of a propensity is taken as logit-normal: the prediction service's models are
+//! logistic with a Gaussian (Laplace) posterior over their weights, so the linear predictor is
+//! normal and the propensity its logistic transform. Its location and scale are matched to the
+//! reported mean and standard deviation by the delta method. An action's own draw depends only
+//! on the decision's seed and the action id, so a replay, or a what-if replay with other actions
 //! around it, draws the same number for it.
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
-use rand_distr::Beta;
+use rand_distr::StandardNormal;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::ExplorationMode;
@@ -40,22 +41,31 @@ impl Contender {
     }
 }
 
-/// Smallest Beta concentration (α + β) used: below it the draws pile up at 0 and 1.
-const MIN_CONCENTRATION: f64 = 0.5;
+/// Largest scale of the logit-normal (wider ones put nearly all mass at 0 and 1).
+const MAX_LOGIT_SCALE: f64 = 4.0;
 
-/// One draw from the Beta posterior with `mean` and `stddev`.
-fn draw(rng: &mut SmallRng, mean: f64, stddev: f64) -> f64 {
-    let mean = mean.clamp(1e-6, 1.0 - 1e-6);
-    let variance = stddev * stddev;
-    if variance.is_nan() || variance <= 1e-12 {
-        return mean;
+/// The logit-normal `(location, scale)` matched to `mean` and `stddev`.
+fn logit_normal(mean: f64, stddev: f64) -> (f64, f64) {
+    let m = mean.clamp(1e-6, 1.0 - 1e-6);
+    let scale = if stddev.is_finite() && stddev > 0.0 {
+        (stddev / (m * (1.0 - m))).min(MAX_LOGIT_SCALE)
+    } else {
+        0.0
+    };
+    ((m / (1.0 - m)).ln(), scale)
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// One draw from the logit-normal with `location` and `scale`.
+fn draw(rng: &mut SmallRng, location: f64, scale: f64) -> f64 {
+    if scale == 0.0 {
+        return sigmoid(location);
     }
-    // Var = m(1 − m) / (k + 1) for a Beta of mean m and concentration k = α + β.
-    let k = (mean * (1.0 - mean) / variance - 1.0).max(MIN_CONCENTRATION);
-    match Beta::new(mean * k, (1.0 - mean) * k) {
-        Ok(beta) => rng.sample(beta),
-        Err(_) => mean,
-    }
+    let z: f64 = rng.sample(StandardNormal);
+    sigmoid(location + scale * z)
 }
 
 /// The propensity arbitration uses for an action: its own Thompson draw (seeded by the
@@ -71,7 +81,8 @@ pub(crate) fn propensity(
         ExplorationMode::Greedy => mean,
         ExplorationMode::Thompson => {
             let mut rng = SmallRng::seed_from_u64(seed ^ xxh3_64(action_id.as_bytes()));
-            draw(&mut rng, mean, stddev)
+            let (location, scale) = logit_normal(mean, stddev);
+            draw(&mut rng, location, scale)
         }
     }
 }
@@ -89,10 +100,9 @@ pub(crate) fn rank(contenders: &mut [Contender]) {
 /// For each of `chosen` (ids in rank order), the estimated probability that the policy returns
 /// it at that rank given these contenders: the share of `samples` fresh Thompson draws in which
 /// it lands there (at least one draw's worth, since the policy did choose it). Contenders that
-/// cannot reach the top `chosen.len()` in any plausible draw (their mean + 4 standard
-/// deviations stays below the k-th best mean − 4 standard deviations) are left out of the
-/// draws, which keeps the cost independent of a long tail. Without exploration every chosen
-/// action has probability 1.
+/// cannot reach the top `chosen.len()` in any plausible draw (their priority at +4 scale stays
+/// below the k-th best priority at −4 scale) are left out of the draws, which keeps the cost
+/// independent of a long tail. Without exploration every chosen action has probability 1.
 pub(crate) fn selection_probabilities(
     mode: ExplorationMode,
     samples: u32,
@@ -107,32 +117,50 @@ pub(crate) fn selection_probabilities(
     if mode == ExplorationMode::Greedy || samples == 0 {
         return vec![1.0; k];
     }
-    let bound =
-        |c: &Contender, sign: f64| (c.mean + sign * 4.0 * c.stddev).clamp(0.0, 1.0) * c.weight;
-    let mut lows: Vec<f64> = contenders.iter().map(|c| bound(c, -1.0)).collect();
+    // (id, location, scale, weight) of each contender.
+    let params: Vec<(&str, f64, f64, f64)> = contenders
+        .iter()
+        .map(|c| {
+            let (location, scale) = logit_normal(c.mean, c.stddev);
+            (c.id.as_str(), location, scale, c.weight)
+        })
+        .collect();
+    let bound = |p: &(&str, f64, f64, f64), sign: f64| sigmoid(p.1 + sign * 4.0 * p.2) * p.3;
+    let mut lows: Vec<f64> = params.iter().map(|p| bound(p, -1.0)).collect();
     lows.sort_by(|a, b| b.total_cmp(a));
     let threshold = lows.get(k - 1).copied().unwrap_or(0.0);
-    let mut field: Vec<&Contender> = contenders
+    let mut field: Vec<&(&str, f64, f64, f64)> = params
         .iter()
-        .filter(|c| bound(c, 1.0) >= threshold || chosen.contains(&c.id.as_str()))
+        .filter(|p| bound(p, 1.0) >= threshold || chosen.contains(&p.0))
         .collect();
-    field.sort_by(|a, b| a.id.cmp(&b.id));
+    field.sort_by(|a, b| a.0.cmp(b.0));
     let mut rng = SmallRng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15));
     let mut hits = vec![0u32; k];
     let mut draws: Vec<(f64, &str)> = Vec::with_capacity(field.len());
     for _ in 0..samples {
+        if k == 1 {
+            // The common case: only the best draw matters.
+            let mut best: Option<(f64, &str)> = None;
+            for p in &field {
+                let value = draw(&mut rng, p.1, p.2) * p.3;
+                if best.is_none_or(|(b, id)| value > b || (value == b && p.0 < id)) {
+                    best = Some((value, p.0));
+                }
+            }
+            if best.map(|(_, id)| id) == Some(chosen[0]) {
+                hits[0] += 1;
+            }
+            continue;
+        }
         draws.clear();
-        draws.extend(
-            field
-                .iter()
-                .map(|c| (draw(&mut rng, c.mean, c.stddev) * c.weight, c.id.as_str())),
-        );
+        draws.extend(field.iter().map(|p| (draw(&mut rng, p.1, p.2) * p.3, p.0)));
         let top = k.min(draws.len());
+        let order = |a: &(f64, &str), b: &(f64, &str)| b.0.total_cmp(&a.0).then(a.1.cmp(b.1));
         if top < draws.len() {
-            draws.select_nth_unstable_by(top - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            draws.select_nth_unstable_by(top - 1, order);
         }
         let head = &mut draws[..top];
-        head.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        head.sort_by(order);
         for (rank, (_, id)) in head.iter().enumerate() {
             if chosen.get(rank) == Some(id) {
                 hits[rank] += 1;

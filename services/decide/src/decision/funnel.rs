@@ -16,7 +16,7 @@ use iee_api::{
 
 use super::{
     arbitrate::{self, Contender},
-    gate::ContactGate,
+    gate::{self, ContactGate},
     holdout,
 };
 use crate::config::{Action, Bindings, DecisionConfig, Rule, ScoreNeeds, Scores};
@@ -35,6 +35,8 @@ pub(crate) struct Inputs<'a> {
     pub customer_key: &'a str,
     /// Record every rule evaluation (for explanations).
     pub explain: bool,
+    /// Most dropped actions listed in the response.
+    pub max_filtered: usize,
 }
 
 /// Propensities and customer scores for the actions that reached scoring.
@@ -76,10 +78,9 @@ pub(crate) struct Funnel {
 
 /// What happened to one candidate so far.
 #[derive(Default)]
-struct Track {
+struct Track<'a> {
     stage: FilterStage,
-    rule: String,
-    reason: String,
+    why: Why<'a>,
     evaluations: Vec<RuleEvaluation>,
     factors: Option<PriorityFactors>,
     rank: u32,
@@ -87,20 +88,55 @@ struct Track {
     selected: bool,
 }
 
-impl Track {
+/// Why a candidate was dropped, kept cheap until it is written out (most never are).
+#[derive(Default)]
+enum Why<'a> {
+    #[default]
+    Nothing,
+    /// A rule was false, or failed with the error.
+    Rule(&'a Rule, Option<String>),
+    /// Ranked at this position (0-based) below the cut.
+    Ranked(usize),
+    /// Anything else, said in full.
+    Said { rule: String, reason: String },
+}
+
+impl Track<'_> {
     fn drop_at(&mut self, stage: FilterStage, rule: &str, reason: String) {
         self.stage = stage;
-        self.rule = rule.to_owned();
-        self.reason = reason;
+        self.why = Why::Said {
+            rule: rule.to_owned(),
+            reason,
+        };
+    }
+
+    /// `(rule, reason)`, given how many actions were ranked and where the cut was.
+    fn describe(&self, ranked: usize, cut: usize) -> (String, String) {
+        match &self.why {
+            Why::Nothing => (String::new(), String::new()),
+            Why::Rule(rule, None) => (rule.name.clone(), format!("rule {:?} is false", rule.name)),
+            Why::Rule(rule, Some(e)) => (
+                rule.name.clone(),
+                format!("rule {:?} could not be evaluated: {e}", rule.name),
+            ),
+            Why::Ranked(position) => (
+                String::new(),
+                format!(
+                    "ranked {} of {ranked}, below the cut of {cut}",
+                    position + 1
+                ),
+            ),
+            Why::Said { rule, reason } => (rule.clone(), reason.clone()),
+        }
     }
 }
 
 /// Evaluates one engagement rule; returns whether the action passed.
-fn engage(
+fn engage<'a>(
     inputs: &Inputs<'_>,
-    track: &mut Track,
+    track: &mut Track<'a>,
     stage: FilterStage,
-    rule: Option<&Rule>,
+    rule: Option<&'a Rule>,
     action: &Action,
     scores: &Scores,
 ) -> bool {
@@ -117,11 +153,8 @@ fn engage(
         });
     }
     if !passed {
-        let reason = match result {
-            Err(e) => format!("rule {:?} could not be evaluated: {e}", rule.name),
-            _ => format!("rule {:?} is false", rule.name),
-        };
-        track.drop_at(stage, &rule.name, reason);
+        track.stage = stage;
+        track.why = Why::Rule(rule, result.err());
     }
     passed
 }
@@ -145,7 +178,7 @@ pub(crate) async fn run(
         .copied()
         .filter(|&i| config.actions[i].offered_at(&request.touchpoint, inputs.now))
         .collect();
-    let mut tracks: HashMap<usize, Track> = HashMap::with_capacity(offered.len());
+    let mut tracks: HashMap<usize, Track<'_>> = HashMap::with_capacity(offered.len());
     let none = Scores::default();
     let mut survivors = Vec::with_capacity(offered.len());
     for &i in &offered {
@@ -287,19 +320,25 @@ pub(crate) async fn run(
             continue;
         };
         if chosen.len() == max_actions {
-            track.drop_at(
-                FilterStage::Arbitration,
-                "",
-                format!(
-                    "ranked {} of {}, below the cut of {max_actions}",
-                    position + 1,
-                    contenders.len()
-                ),
-            );
+            track.stage = FilterStage::Arbitration;
+            track.why = Why::Ranked(position);
             continue;
         }
         let action = &config.actions[contender.index];
-        let mut verdict = gate.reserve(action, request.channel).await;
+        // A customer-wide refusal (or a failure to check) answers for the actions after it.
+        let earlier = out
+            .contacts
+            .iter()
+            .find(|v| gate::refusal_covers(config, v, action, request.channel));
+        let mut verdict = match earlier {
+            Some(refusal) => ContactVerdict {
+                action_id: action.id.clone(),
+                rule: refusal.rule.clone(),
+                reason: refusal.reason.clone(),
+                ..ContactVerdict::default()
+            },
+            None => gate.reserve(action, request.channel).await,
+        };
         if inputs.explain {
             track.evaluations.push(RuleEvaluation {
                 stage: FilterStage::ContactPolicy as i32,
@@ -418,23 +457,38 @@ pub(crate) async fn run(
         out.response.holdout = true;
         out.response.holdout_group = holdout::GLOBAL.into();
     }
-    // Everything offered and not returned, in configuration order.
-    for &i in &offered {
-        let Some(track) = tracks.remove(&i) else {
-            continue;
-        };
-        let action = &config.actions[i];
-        if !track.selected {
-            out.response.filtered.push(FilteredAction {
-                action_id: action.id.clone(),
-                stage: track.stage as i32,
-                rule: track.rule.clone(),
-                reason: track.reason.clone(),
-                factors: track.factors,
-            });
-        }
-        if inputs.explain {
-            out.explanations.push(explanation(action, track));
+    // The offered actions not returned, latest stage first (within a stage, highest priority
+    // first), as many as `max_filtered`; the rest are counted.
+    let ranked = contenders.len();
+    let mut dropped: Vec<(usize, &Track<'_>)> = offered
+        .iter()
+        .filter_map(|i| tracks.get(i).map(|t| (*i, t)))
+        .filter(|(_, t)| !t.selected)
+        .collect();
+    dropped.sort_by(|(a, ta), (b, tb)| {
+        let priority = |t: &Track<'_>| t.factors.map_or(0.0, |f| f.priority);
+        (tb.stage as i32)
+            .cmp(&(ta.stage as i32))
+            .then(priority(tb).total_cmp(&priority(ta)))
+            .then(a.cmp(b))
+    });
+    out.response.filtered_omitted = dropped.len().saturating_sub(inputs.max_filtered) as u32;
+    for (i, track) in dropped.into_iter().take(inputs.max_filtered) {
+        let (rule, reason) = track.describe(ranked, max_actions);
+        out.response.filtered.push(FilteredAction {
+            action_id: config.actions[i].id.clone(),
+            stage: track.stage as i32,
+            rule,
+            reason,
+            factors: track.factors,
+        });
+    }
+    if inputs.explain {
+        for &i in &offered {
+            if let Some(track) = tracks.remove(&i) {
+                out.explanations
+                    .push(explanation(&config.actions[i], track, ranked, max_actions));
+            }
         }
     }
     out
@@ -451,11 +505,11 @@ fn factors(c: &Contender, action: &Action) -> PriorityFactors {
     }
 }
 
-fn explanation(action: &Action, track: Track) -> ActionExplanation {
+fn explanation(action: &Action, track: Track<'_>, ranked: usize, cut: usize) -> ActionExplanation {
     let reason = if track.selected {
         format!("returned at rank {}", track.rank)
     } else {
-        track.reason
+        track.describe(ranked, cut).1
     };
     ActionExplanation {
         action_id: action.id.clone(),

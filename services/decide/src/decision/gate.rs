@@ -8,8 +8,9 @@ use iee_api::{
     decide::ContactVerdict,
     pb::common::CustomerRef,
     profile::{
-        ContactCap, DenialReason, DismissalSuppression, ProfileApi, ProfileClient, QuietHours,
-        ReleaseContactRequest, ReserveContactRequest, reserve_contact_response::Verdict,
+        CapScope, ContactCap, DenialReason, DismissalSuppression, ProfileApi, ProfileClient,
+        QuietHours, ReleaseContactRequest, ReserveContactRequest,
+        reserve_contact_response::Verdict,
     },
 };
 
@@ -106,6 +107,37 @@ fn denying_policy(
         })
         .map(|p| p.name.clone())
         .unwrap_or_default()
+}
+
+/// Whether an earlier refusal also refuses `action` on `channel`, so it need not be asked: a
+/// failure to check at all (no policy named) covers every action; a customer-wide policy (a cap
+/// counting the channel or every channel, quiet hours, consent) covers every action it applies
+/// to. A refusal about the action itself (an action-scoped cap, dismissal suppression) covers
+/// nothing else.
+pub(crate) fn refusal_covers(
+    config: &DecisionConfig,
+    refusal: &ContactVerdict,
+    action: &Action,
+    channel: i32,
+) -> bool {
+    if refusal.reserved {
+        return false;
+    }
+    if refusal.rule.is_empty() {
+        return true;
+    }
+    config
+        .contact_policies
+        .iter()
+        .find(|p| p.name == refusal.rule)
+        .is_some_and(|p| {
+            let customer_wide = match &p.kind {
+                PolicyKind::Cap { scope, .. } => *scope != CapScope::Action as i32,
+                PolicyKind::QuietHours { .. } | PolicyKind::Consent { .. } => true,
+                PolicyKind::Suppress { .. } => false,
+            };
+            customer_wide && p.applies_to(action, channel)
+        })
 }
 
 /// Reserves through the profile service, on the customer's actor.

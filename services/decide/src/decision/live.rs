@@ -300,6 +300,7 @@ pub(crate) async fn decide(
         seed,
         customer_key: &key,
         explain: false,
+        max_filtered: decider.settings.max_filtered,
     };
     let scorer = LiveScorer {
         decider,

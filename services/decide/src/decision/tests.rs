@@ -140,6 +140,7 @@ async fn decide(
         seed: 42,
         customer_key: &key,
         explain,
+        max_filtered: usize::MAX,
     };
     run(&inputs, scorer, gate).await
 }

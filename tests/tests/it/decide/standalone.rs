@@ -53,3 +53,58 @@ async fn standalone_decides_from_the_events_it_ingests() {
         .unwrap();
     assert!(!reported.duplicate && !reported.offset.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_past_the_admission_limit_are_refused_with_a_retry_delay() {
+    let iee = spawn_standalone(&[("IEE_DECIDE__MAX_IN_FLIGHT", "1")]);
+    let endpoint = iee.endpoint();
+    let decide = connect_retrying(|| DecideClient::connect(endpoint.clone())).await;
+    let put = decide
+        .put_config(PutConfigRequest {
+            tenant_id: TENANT.into(),
+            yaml: basic(None),
+            ..PutConfigRequest::default()
+        })
+        .await
+        .unwrap();
+    assert!(put.errors.is_empty(), "{:?}", put.errors);
+    let mut grpc = iee_api::decide::decision_service_client::DecisionServiceClient::new(
+        tonic::transport::Channel::from_shared(endpoint.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let mut grpc = grpc.clone();
+        tasks.push(tokio::spawn(async move {
+            grpc.decide(web_request(&format!("burst-{i}"))).await
+        }));
+    }
+    let mut served = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                let retry = status
+                    .metadata()
+                    .get("retry-after-ms")
+                    .and_then(|v| v.to_str().ok());
+                assert!(
+                    retry.is_some_and(|ms| ms.parse::<u64>().is_ok()),
+                    "{status:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        served >= 1 && refused >= 1,
+        "{served} served, {refused} refused"
+    );
+    // Refusals leave nothing behind: the next decision is served.
+    assert!(grpc.decide(web_request("after")).await.is_ok());
+}
