@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use iee_api::{
     decide::{
         DecideApi, DecideClient, DecideRequest, DecideResponse, DecisionRecord, Direction,
-        FilterStage, PutConfigRequest,
+        ExplainDecisionRequest, FilterStage, PutConfigRequest,
     },
     ingest::{IngestRequest, TouchpointApi, TouchpointClient},
     pb::common::{Channel, CustomerRef, Event, Money, PropertyValue, property_value::Kind},
@@ -270,15 +270,27 @@ impl Cluster {
         for page in ["product", "home"] {
             let request = decide_request(7, Channel::Web, page);
             let r = self.clients[0].decide(request).await.unwrap();
+            // Every action of the channel, as ExplainDecision accounts for it.
+            let explained = self.clients[0]
+                .explain_decision(ExplainDecisionRequest {
+                    tenant_id: TENANT.into(),
+                    decision_id: r.decision_id.clone(),
+                    action_ids: Vec::new(),
+                })
+                .await
+                .unwrap()
+                .actions;
             let at = |stage: FilterStage| {
                 let stage = stage as i32;
-                r.filtered.iter().filter(|f| f.stage == stage).count()
+                explained.iter().filter(|a| a.stage == stage).count()
             };
-            let beyond = |reason: &str| reason.starts_with("beyond the");
-            let cut = r.filtered.iter().filter(|f| beyond(&f.reason)).count();
+            let cut = explained
+                .iter()
+                .filter(|a| a.reason.starts_with("beyond the"))
+                .count();
             let (ineligible, inapplicable) =
                 (at(FilterStage::Eligibility), at(FilterStage::Applicability));
-            let offered = r.actions.len() + r.filtered.len();
+            let offered = explained.len() - at(FilterStage::Candidate);
             let logged = self.stores.decisions.get_decision(TENANT, &r.decision_id);
             let bytes = logged.await.unwrap().unwrap();
             let record = DecisionRecord::decode(bytes.as_slice()).unwrap();
@@ -289,7 +301,7 @@ impl Cluster {
                  eligibility, {inapplicable} applicability, {cut} cut before scoring, {} \
                  scored (propensity mean {:.3}, sd {:.3}), {} returned, {} refused by contact \
                  policies; response {:.0} KB, decision record {:.0} KB;",
-                offered - ineligible - inapplicable - cut,
+                record.propensities.len(),
                 p.mean,
                 p.stddev,
                 r.actions.len(),

@@ -97,9 +97,10 @@ pub(crate) fn rank(contenders: &mut [Contender]) {
     });
 }
 
-/// For each of `chosen` (ids in rank order), the estimated probability that the policy returns
-/// it at that rank given these contenders: the share of `samples` fresh Thompson draws in which
-/// it lands there (at least one draw's worth, since the policy did choose it). Contenders that
+/// For each of `chosen` (ids in rank order), the probability that the policy returns it at that
+/// rank given these contenders. For one chosen action it is computed (numerical integration, see
+/// [`first_place`]); for several, it is the share of `samples` fresh Thompson draws in which
+/// each lands at its rank (at least one draw's worth, since the policy did choose it). Contenders that
 /// cannot reach the top `chosen.len()` in any plausible draw (their priority at +4 scale stays
 /// below the k-th best priority at −4 scale) are left out of the draws, which keeps the cost
 /// independent of a long tail. Without exploration every chosen action has probability 1.
@@ -134,24 +135,15 @@ pub(crate) fn selection_probabilities(
         .filter(|p| bound(p, 1.0) >= threshold || chosen.contains(&p.0))
         .collect();
     field.sort_by(|a, b| a.0.cmp(b.0));
+    if k == 1 {
+        // The common case, computed rather than sampled.
+        let chosen = field.iter().position(|p| p.0 == chosen[0]);
+        return vec![chosen.map_or(0.0, |a| first_place(&field, a))];
+    }
     let mut rng = SmallRng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15));
     let mut hits = vec![0u32; k];
     let mut draws: Vec<(f64, &str)> = Vec::with_capacity(field.len());
     for _ in 0..samples {
-        if k == 1 {
-            // The common case: only the best draw matters.
-            let mut best: Option<(f64, &str)> = None;
-            for p in &field {
-                let value = draw(&mut rng, p.1, p.2) * p.3;
-                if best.is_none_or(|(b, id)| value > b || (value == b && p.0 < id)) {
-                    best = Some((value, p.0));
-                }
-            }
-            if best.map(|(_, id)| id) == Some(chosen[0]) {
-                hits[0] += 1;
-            }
-            continue;
-        }
         draws.clear();
         draws.extend(field.iter().map(|p| (draw(&mut rng, p.1, p.2) * p.3, p.0)));
         let top = k.min(draws.len());
@@ -170,6 +162,62 @@ pub(crate) fn selection_probabilities(
     hits.iter()
         .map(|&h| f64::from(h.max(1)) / f64::from(samples))
         .collect()
+}
+
+/// Intervals of the Simpson rule over the standard normal in [`first_place`].
+const QUADRATURE_INTERVALS: usize = 32;
+/// Half-width of the integration range, in standard deviations.
+const QUADRATURE_RANGE: f64 = 6.0;
+
+/// The probability that contender `a` draws the highest priority of `field` (entries `(id,
+/// location, scale, weight)`): ∫ φ(z) Π_{b≠a} F_b(x_a(z)) dz, where x_a(z) is a's priority at
+/// standard normal z and F_b the distribution function of b's priority, by Simpson's rule over
+/// z ∈ [−6, 6].
+fn first_place(field: &[&(&str, f64, f64, f64)], a: usize) -> f64 {
+    let (_, location, scale, weight) = *field[a];
+    let others = |x: f64| -> f64 {
+        let mut product = 1.0;
+        for (b, p) in field.iter().enumerate() {
+            if b == a || x >= p.3 {
+                continue;
+            }
+            let u = x / p.3;
+            let below = if p.2 == 0.0 {
+                if sigmoid(p.1) <= u { 1.0 } else { 0.0 }
+            } else if u <= 0.0 {
+                0.0
+            } else {
+                standard_normal_cdf(((u / (1.0 - u)).ln() - p.1) / p.2)
+            };
+            product *= below;
+            if product == 0.0 {
+                break;
+            }
+        }
+        product
+    };
+    if scale == 0.0 {
+        return others(sigmoid(location) * weight);
+    }
+    let h = 2.0 * QUADRATURE_RANGE / QUADRATURE_INTERVALS as f64;
+    let mut sum = 0.0;
+    for i in 0..=QUADRATURE_INTERVALS {
+        let z = -QUADRATURE_RANGE + h * i as f64;
+        let simpson = if i == 0 || i == QUADRATURE_INTERVALS {
+            1.0
+        } else if i % 2 == 1 {
+            4.0
+        } else {
+            2.0
+        };
+        let density = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        sum += simpson * density * others(sigmoid(location + scale * z) * weight);
+    }
+    (sum * h / 3.0).clamp(0.0, 1.0)
+}
+
+fn standard_normal_cdf(x: f64) -> f64 {
+    0.5 * statrs::function::erf::erfc(-x / std::f64::consts::SQRT_2)
 }
 
 #[cfg(test)]
@@ -231,6 +279,45 @@ mod tests {
         assert!((0.44..0.56).contains(&p[0]), "{p:?}");
         let p = selection_probabilities(ExplorationMode::Greedy, 2000, 1, &even, &["a"]);
         assert_eq!(p, [1.0]);
+    }
+
+    #[test]
+    fn first_place_probabilities_sum_to_one_and_match_simulation() {
+        let cs = vec![
+            contender("a", 0.08, 0.07, 1.0),
+            contender("b", 0.10, 0.02, 1.5),
+            contender("c", 0.30, 0.15, 0.4),
+            contender("d", 0.05, 0.0, 2.0),
+            contender("e", 0.12, 0.10, 1.0),
+        ];
+        let computed: Vec<f64> = cs
+            .iter()
+            .map(|c| selection_probabilities(ExplorationMode::Thompson, 200, 9, &cs, &[&c.id])[0])
+            .collect();
+        let total: f64 = computed.iter().sum();
+        assert!((total - 1.0).abs() < 0.01, "{computed:?} sums to {total}");
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut wins = [0u32; 5];
+        let n = 200_000;
+        for _ in 0..n {
+            let best = cs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (location, scale) = logit_normal(c.mean, c.stddev);
+                    (draw(&mut rng, location, scale) * c.weight, i)
+                })
+                .max_by(|x, y| x.0.total_cmp(&y.0))
+                .map_or(0, |(_, i)| i);
+            wins[best] += 1;
+        }
+        for (i, p) in computed.iter().enumerate() {
+            let simulated = f64::from(wins[i]) / f64::from(n);
+            assert!(
+                (p - simulated).abs() < 0.01,
+                "{i}: computed {p}, simulated {simulated}"
+            );
+        }
     }
 
     #[test]
