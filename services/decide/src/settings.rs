@@ -35,7 +35,8 @@ pub struct DecideConfig {
     pub reserve_timeout_ms: u64,
     /// Most decisions in progress at once; more are refused at once with RESOURCE_EXHAUSTED and
     /// a retry delay, so an overload is answered instead of turning every decision into a
-    /// degraded one.
+    /// degraded one. Queueing behind this many must stay under the profile and predict
+    /// timeouts: about 30 ms at this replica's capacity (raise it with the cores it has).
     pub max_in_flight: usize,
     /// Most dropped actions a `Decide` response lists (latest stage first); the decision log
     /// and `ExplainDecision` still account for every action.
@@ -66,7 +67,7 @@ impl Default for DecideConfig {
             profile_timeout_ms: 50,
             predict_timeout_ms: 50,
             reserve_timeout_ms: 100,
-            max_in_flight: 128,
+            max_in_flight: 32,
             max_filtered: 25,
             proactive: true,
             watcher_name: "decide".to_owned(),

@@ -195,7 +195,9 @@ impl Scorer for LiveScorer<'_> {
             ..Scored::default()
         };
         for p in scored.propensities {
+            // Every score names its model; usually all the same one.
             if let Some(model) = &p.model
+                && out.models.last() != Some(model)
                 && !out.models.contains(model)
             {
                 out.models.push(model.clone());
