@@ -131,14 +131,7 @@ async fn logged(
 ) -> Result<DecisionRecord, DecideError> {
     require("tenant_id", tenant_id)?;
     require("decision_id", decision_id)?;
-    decider
-        .logged(tenant_id, decision_id)
-        .await?
-        .ok_or_else(|| {
-            DecideError::NotFound(format!(
-                "decision {decision_id:?} (unknown, or older than the decision log's retention)"
-            ))
-        })
+    decider.logged_or_not_found(tenant_id, decision_id).await
 }
 
 /// Handles `ExplainDecision`.

@@ -84,14 +84,8 @@ pub(crate) async fn report(
         ));
     }
     let record = decider
-        .logged(&request.tenant_id, &request.decision_id)
-        .await?
-        .ok_or_else(|| {
-            DecideError::NotFound(format!(
-                "decision {:?} (unknown, or older than the decision log's retention)",
-                request.decision_id
-            ))
-        })?;
+        .logged_or_not_found(&request.tenant_id, &request.decision_id)
+        .await?;
     let decision = record.response.clone().unwrap_or_default();
     let decided = record.request.clone().unwrap_or_default();
     let action = decision

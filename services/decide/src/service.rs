@@ -44,13 +44,25 @@ impl Decider {
         tenant_id: &str,
         decision_id: &str,
     ) -> Result<Option<DecisionRecord>, DecideError> {
-        let bytes = self
-            .stores
-            .decisions
-            .get_decision(tenant_id, decision_id)
-            .await
-            .map_err(|e| DecideError::Unavailable(format!("decision log: {e}")))?;
-        bytes.map(|b| decode_record(&b)).transpose()
+        record_of(
+            self.stores
+                .decisions
+                .get_decision(tenant_id, decision_id)
+                .await,
+        )
+    }
+
+    /// The logged decision; NOT_FOUND when it is unknown or no longer retained.
+    pub(crate) async fn logged_or_not_found(
+        &self,
+        tenant_id: &str,
+        decision_id: &str,
+    ) -> Result<DecisionRecord, DecideError> {
+        self.logged(tenant_id, decision_id).await?.ok_or_else(|| {
+            DecideError::NotFound(format!(
+                "decision {decision_id:?} (unknown, or older than the decision log's retention)"
+            ))
+        })
     }
 
     /// The decision logged for a request id, if retained.
@@ -59,19 +71,25 @@ impl Decider {
         tenant_id: &str,
         request_id: &str,
     ) -> Result<Option<DecisionRecord>, DecideError> {
-        let bytes = self
-            .stores
-            .decisions
-            .decision_for_request(tenant_id, request_id)
-            .await
-            .map_err(|e| DecideError::Unavailable(format!("decision log: {e}")))?;
-        bytes.map(|b| decode_record(&b)).transpose()
+        record_of(
+            self.stores
+                .decisions
+                .decision_for_request(tenant_id, request_id)
+                .await,
+        )
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Result<DecisionRecord, DecideError> {
-    DecisionRecord::decode(bytes)
-        .map_err(|e| DecideError::Internal(format!("undecodable decision record: {e}")))
+/// A record read from the decision log, decoded.
+pub(crate) fn record_of(
+    read: Result<Option<Vec<u8>>, iee_store::StoreError>,
+) -> Result<Option<DecisionRecord>, DecideError> {
+    read.map_err(|e| DecideError::Unavailable(format!("decision log: {e}")))?
+        .map(|bytes| {
+            DecisionRecord::decode(bytes.as_slice())
+                .map_err(|e| DecideError::Internal(format!("undecodable decision record: {e}")))
+        })
+        .transpose()
 }
 
 /// Checks a tenant id field.

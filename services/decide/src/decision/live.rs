@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     config::{Bindings, ScoreNeeds, Scores, profile_view},
-    service::Decider,
+    service::{Decider, record_of},
 };
 
 /// Longest touchpoint, request id and context key, in characters.
@@ -362,8 +362,7 @@ pub(crate) async fn decide(
         Ok(Recorded::Duplicate(bytes)) => {
             // A concurrent retry with the same request id won: its decision stands. Its
             // reservations may be ours too (same reservation request id): keep those.
-            let logged = DecisionRecord::decode(bytes.as_slice())
-                .map_err(|e| DecideError::Internal(format!("undecodable decision record: {e}")))?;
+            let logged = record_of(Ok(Some(bytes)))?.unwrap_or_default();
             let kept: Vec<&str> = logged
                 .contacts
                 .iter()
