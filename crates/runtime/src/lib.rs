@@ -9,7 +9,7 @@ mod unary;
 pub use process::{serve_metrics_until, serve_until_signal};
 pub use server::{GrpcServer, ReadinessProbe, RuntimeError, ServerConfig};
 pub use shutdown::{Shutdown, wait_for_signal};
-pub use unary::serve_unary;
+pub use unary::{INTERNAL_DETAILS_LOGGED, outgoing_status, serve_unary};
 
 /// A name for this process among its replicas when none is configured: the host name (the pod
 /// name on Kubernetes) and the listening port, e.g. `profile-0-50051`.

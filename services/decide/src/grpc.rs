@@ -14,9 +14,6 @@ use iee_telemetry::RpcMetrics;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-/// What clients are told instead of an internal error's details, which stay in the log.
-const INTERNAL_DETAILS_LOGGED: &str = "details are in the server log";
-
 /// Adapter from the generated gRPC trait to a [`DecideApi`] (the decide node).
 pub struct DecideGrpc {
     api: Arc<dyn DecideApi>,
@@ -36,20 +33,9 @@ pub fn service(api: Arc<dyn DecideApi>, metrics: RpcMetrics) -> DecisionServiceS
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// Logs what operators need to see, then maps the error; internal details never leave the
-/// process.
+/// The status of an error as it leaves the process (internal details stay in the log).
 fn to_status(rpc: &'static str, err: DecideError) -> Status {
-    match err {
-        DecideError::Internal(detail) => {
-            tracing::error!(rpc, error = %detail, "decide internal error");
-            Status::from(DecideError::Internal(INTERNAL_DETAILS_LOGGED.to_owned()))
-        }
-        DecideError::Unavailable(ref detail) => {
-            tracing::warn!(rpc, error = %detail, "decide unavailable");
-            Status::from(err)
-        }
-        err => Status::from(err),
-    }
+    iee_runtime::outgoing_status("decide", rpc, err.into())
 }
 
 impl DecideGrpc {
@@ -62,10 +48,7 @@ impl DecideGrpc {
     where
         Fut: Future<Output = Result<T, DecideError>>,
     {
-        iee_runtime::serve_unary(&self.metrics, "decide", rpc, request, work, |err| {
-            to_status(rpc, err)
-        })
-        .await
+        iee_runtime::serve_unary(&self.metrics, "decide", rpc, request, work).await
     }
 }
 

@@ -36,26 +36,7 @@ impl TouchpointGrpc {
     where
         Fut: std::future::Future<Output = Result<T, IngestError>>,
     {
-        iee_runtime::serve_unary(
-            &self.ingestor.metrics.rpc,
-            "ingest",
-            rpc,
-            request,
-            work,
-            |err: IngestError| {
-                match &err {
-                    IngestError::Internal(detail) => {
-                        tracing::error!(rpc, error = %detail, "ingest internal error");
-                    }
-                    IngestError::Unavailable(detail) => {
-                        tracing::warn!(rpc, error = %detail, "event log unavailable");
-                    }
-                    _ => {}
-                }
-                err.into()
-            },
-        )
-        .await
+        iee_runtime::serve_unary(&self.ingestor.metrics.rpc, "ingest", rpc, request, work).await
     }
 }
 

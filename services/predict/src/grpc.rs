@@ -12,9 +12,6 @@ use iee_api::predict::{
 use iee_telemetry::RpcMetrics;
 use tonic::{Request, Response, Status};
 
-/// What clients are told instead of an internal error's details, which stay in the log.
-const INTERNAL_DETAILS_LOGGED: &str = "details are in the server log";
-
 /// Adapter from the generated gRPC trait to a [`PredictApi`] (the predict node).
 pub struct PredictGrpc {
     api: Arc<dyn PredictApi>,
@@ -39,22 +36,6 @@ pub fn service(
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// Logs what operators need to see, then maps the error; internal details never leave the
-/// process.
-fn to_status(rpc: &'static str, err: PredictError) -> Status {
-    match err {
-        PredictError::Internal(detail) => {
-            tracing::error!(rpc, error = %detail, "predict internal error");
-            Status::from(PredictError::Internal(INTERNAL_DETAILS_LOGGED.to_owned()))
-        }
-        PredictError::Unavailable(ref detail) => {
-            tracing::warn!(rpc, error = %detail, "predict unavailable");
-            Status::from(err)
-        }
-        err => Status::from(err),
-    }
-}
-
 impl PredictGrpc {
     async fn call<Req, T, Fut>(
         &self,
@@ -65,10 +46,7 @@ impl PredictGrpc {
     where
         Fut: Future<Output = Result<T, PredictError>>,
     {
-        iee_runtime::serve_unary(&self.metrics, "predict", rpc, request, work, |err| {
-            to_status(rpc, err)
-        })
-        .await
+        iee_runtime::serve_unary(&self.metrics, "predict", rpc, request, work).await
     }
 }
 

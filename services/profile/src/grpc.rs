@@ -20,9 +20,6 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-/// What clients are told instead of an internal error's details, which stay in the log.
-const INTERNAL_DETAILS_LOGGED: &str = "details are in the server log";
-
 /// Adapter from the generated gRPC trait to a [`ProfileApi`] (the profile node).
 pub struct ProfileGrpc {
     api: Arc<dyn ProfileApi>,
@@ -42,20 +39,9 @@ pub fn service(api: Arc<dyn ProfileApi>, metrics: RpcMetrics) -> ProfileServiceS
     ProfileServiceServer::new(ProfileGrpc { api, metrics })
 }
 
-/// Logs what operators need to see, then maps the error; internal details never leave the
-/// process.
+/// The status of an error as it leaves the process (internal details stay in the log).
 fn to_status(rpc: &'static str, err: ProfileError) -> Status {
-    match err {
-        ProfileError::Internal(detail) => {
-            tracing::error!(rpc, error = %detail, "profile internal error");
-            Status::from(ProfileError::Internal(INTERNAL_DETAILS_LOGGED.to_owned()))
-        }
-        ProfileError::Unavailable(ref detail) => {
-            tracing::warn!(rpc, error = %detail, "profile unavailable");
-            Status::from(err)
-        }
-        err => Status::from(err),
-    }
+    iee_runtime::outgoing_status("profile", rpc, err.into())
 }
 
 impl ProfileGrpc {
@@ -68,10 +54,7 @@ impl ProfileGrpc {
     where
         Fut: Future<Output = Result<T, ProfileError>>,
     {
-        iee_runtime::serve_unary(&self.metrics, "profile", rpc, request, work, |err| {
-            to_status(rpc, err)
-        })
-        .await
+        iee_runtime::serve_unary(&self.metrics, "profile", rpc, request, work).await
     }
 }
 
