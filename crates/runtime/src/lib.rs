@@ -1,11 +1,13 @@
 //! The server runtime every IEE binary shares: a gRPC server with `grpc.health.v1` and
 //! reflection, Unix signal handling, and graceful shutdown (not-serving, drain, exit).
 
+mod background;
 mod process;
 mod server;
 mod shutdown;
 mod unary;
 
+pub use background::Background;
 pub use process::{serve_metrics_until, serve_until_signal};
 pub use server::{GrpcServer, ReadinessProbe, RuntimeError, ServerConfig};
 pub use shutdown::{Shutdown, wait_for_signal};

@@ -10,10 +10,9 @@ use iee_api::{
     profile::ProfileClient,
 };
 use iee_config::ClusterConfig;
-use iee_runtime::{GrpcServer, Shutdown};
+use iee_runtime::{Background, GrpcServer};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
-use tokio::task::JoinHandle;
 
 use crate::{
     DecideConfig, configs::ConfigSet, metrics::DecideMetrics, proactive, service::Decider,
@@ -37,8 +36,7 @@ pub struct DecideDeps {
 /// The decision service of one replica.
 pub struct DecideNode {
     decider: Arc<Decider>,
-    loops: Shutdown,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    background: Background,
 }
 
 impl std::fmt::Debug for DecideNode {
@@ -71,8 +69,7 @@ impl DecideNode {
         });
         Self {
             decider,
-            loops: Shutdown::new(),
-            tasks: std::sync::Mutex::new(Vec::new()),
+            background: Background::new(),
         }
     }
 
@@ -80,27 +77,17 @@ impl DecideNode {
     /// configuration changes and, if enabled, proactive decisions from signals.
     pub async fn start(&self) {
         self.decider.configs.refresh().await;
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let decider = self.decider.clone();
-        let stop = self.loops.clone();
-        tasks.push(tokio::spawn(async move {
-            let every = Duration::from_millis(decider.settings.config_poll_interval_ms);
-            loop {
-                tokio::select! {
-                    () = stop.wait() => break,
-                    () = tokio::time::sleep(every) => {}
-                }
-                decider.configs.refresh().await;
-            }
-        }));
+        let configs = self.decider.configs.clone();
+        let every = Duration::from_millis(self.decider.settings.config_poll_interval_ms);
+        self.background.every(every, move || {
+            let configs = configs.clone();
+            async move { configs.refresh().await }
+        });
         if self.decider.settings.proactive {
-            tasks.push(tokio::spawn(proactive::run(
+            self.background.spawn(proactive::run(
                 self.decider.clone(),
-                self.loops.clone(),
-            )));
+                self.background.stop_signal(),
+            ));
         }
     }
 
@@ -117,16 +104,7 @@ impl DecideNode {
 
     /// Stops the background work.
     pub async fn stop(&self) {
-        self.loops.trigger();
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.background.stop().await;
         tracing::info!("decide node stopped");
     }
 }

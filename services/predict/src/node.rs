@@ -8,10 +8,9 @@ use iee_api::{
     profile::ProfileClient,
 };
 use iee_config::ClusterConfig;
-use iee_runtime::{GrpcServer, Shutdown};
+use iee_runtime::{Background, GrpcServer};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
-use tokio::task::JoinHandle;
 
 use crate::{
     PredictConfig, learner::Learner, metrics::PredictMetrics, outcomes, registry::ModelCache,
@@ -34,8 +33,7 @@ pub struct PredictNode {
     predictor: Arc<Predictor>,
     stores: Stores,
     shard_count: u32,
-    loops: Shutdown,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    background: Background,
 }
 
 impl std::fmt::Debug for PredictNode {
@@ -60,27 +58,18 @@ impl PredictNode {
             predictor,
             stores: deps.stores,
             shard_count: cluster.shard_count,
-            loops: Shutdown::new(),
-            tasks: std::sync::Mutex::new(Vec::new()),
+            background: Background::new(),
         }
     }
 
     /// Starts the background work: picking up activations, and learning from outcomes.
     /// `consumer` names this replica in the learners' consumer group.
     pub fn start(&self, consumer: String) {
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let predictor = self.predictor.clone();
-        let stop = self.loops.clone();
-        tasks.push(tokio::spawn(async move {
-            let every = Duration::from_millis(predictor.config.refresh_interval_ms);
-            loop {
-                tokio::select! {
-                    () = stop.wait() => break,
-                    () = tokio::time::sleep(every) => {}
-                }
+        let every = Duration::from_millis(predictor.config.refresh_interval_ms);
+        self.background.every(every, move || {
+            let predictor = predictor.clone();
+            async move {
                 match predictor.cache.refresh().await {
                     Ok(n) => {
                         predictor.metrics.refreshes.inc_by(n as u64);
@@ -88,15 +77,15 @@ impl PredictNode {
                     Err(err) => tracing::warn!(error = %err, "model assignment refresh failed"),
                 }
             }
-        }));
+        });
         if self.predictor.config.learn_online {
-            tasks.push(tokio::spawn(outcomes::learn(
+            self.background.spawn(outcomes::learn(
                 self.predictor.clone(),
                 self.stores.clone(),
                 self.shard_count,
                 consumer,
-                self.loops.clone(),
-            )));
+                self.background.stop_signal(),
+            ));
         }
     }
 
@@ -116,16 +105,7 @@ impl PredictNode {
 
     /// Stops the background work, publishing what was learned since the last merge.
     pub async fn stop(&self) {
-        self.loops.trigger();
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.background.stop().await;
         tracing::info!("prediction node stopped");
     }
 }

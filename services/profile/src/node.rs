@@ -12,10 +12,10 @@ use std::{
 
 use iee_api::profile::{ProfileApi, ProfileClient, profile_service_server::ProfileServiceServer};
 use iee_config::ClusterConfig;
-use iee_runtime::{GrpcServer, Shutdown};
+use iee_runtime::{Background, GrpcServer, Shutdown};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
-use tokio::{sync::broadcast, task::JoinHandle};
+use tokio::sync::broadcast;
 use tonic::server::NamedService;
 
 use crate::{
@@ -46,8 +46,7 @@ pub struct ProfileNode {
     table: ShardTable,
     service: Arc<ProfileService>,
     ready: Arc<AtomicBool>,
-    loops: Shutdown,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    background: Background,
 }
 
 impl std::fmt::Debug for ProfileNode {
@@ -91,8 +90,7 @@ impl ProfileNode {
             table,
             service,
             ready: Arc::new(AtomicBool::new(false)),
-            loops: Shutdown::new(),
-            tasks: std::sync::Mutex::new(Vec::new()),
+            background: Background::new(),
         }
     }
 
@@ -110,16 +108,13 @@ impl ProfileNode {
             address,
             self.ready.clone(),
         );
-        let mut tasks = self
-            .tasks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tasks.push(tokio::spawn(ownership.run(self.loops.clone())));
-        tasks.push(tokio::spawn(read_logs(
+        self.background
+            .spawn(ownership.run(self.background.stop_signal()));
+        self.background.spawn(read_logs(
             self.ctx.clone(),
             self.table.clone(),
-            self.loops.clone(),
-        )));
+            self.background.stop_signal(),
+        ));
     }
 
     /// Adds `ProfileService` to `server`, SERVING once the node owns the shards assigned to it
@@ -165,16 +160,7 @@ impl ProfileNode {
     /// Leaves gracefully: stops taking shards, writes every shard's state, gives every lease
     /// back and leaves the membership, so other nodes take the shards at once.
     pub async fn stop(&self) {
-        self.loops.trigger();
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.background.stop().await;
         if let Err(err) = self.ctx.stores.membership.leave(&self.ctx.node_id).await {
             tracing::warn!(error = %err, "leaving the membership failed; it expires by itself");
         }
