@@ -1,10 +1,13 @@
 //! The tracing subscriber: structured logs to stderr (text for people, JSON for collectors) and
-//! spans exported over OTLP when an endpoint is configured.
+//! spans exported over OTLP when an endpoint is configured (here or in `OTEL_*` variables).
 
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::{EnvFilter, filter::LevelFilter, fmt, prelude::*};
 
-use crate::tracing_otel::{TracingGuard, otel_layer};
+use crate::{
+    otel_env::TraceSettings,
+    tracing_otel::{TracingGuard, otel_layer},
+};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -27,11 +30,14 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_listen: String,
-    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`); empty: none.
-    /// Trace context is propagated (W3C `traceparent`) either way.
+    /// OTLP/gRPC endpoint spans are exported to (`http://collector:4317`); empty: the one of
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`, else none. Set
+    /// here, it wins over those variables. Trace context is propagated (W3C `traceparent`)
+    /// either way.
     pub otlp_endpoint: String,
     /// Share of new traces that are sampled, in per mille (1000 = all). A sampled parent's
-    /// decision is always followed.
+    /// decision is always followed, and so is a linked trace's for the span of an asynchronous
+    /// hop. `OTEL_TRACES_SAMPLER`, when set, replaces this sampler.
     pub trace_sample_per_mille: u32,
 }
 
@@ -54,8 +60,21 @@ pub enum TelemetryError {
     #[error("invalid `telemetry.log_filter`: {0}")]
     Filter(String),
     /// The OTLP exporter could not be set up.
-    #[error("invalid `telemetry.otlp_endpoint`: {0}")]
-    Otlp(String),
+    #[error("invalid `{source_name}`: {reason}")]
+    Otlp {
+        /// Where the endpoint came from: `telemetry.otlp_endpoint` or an `OTEL_*` variable.
+        source_name: &'static str,
+        /// Why the exporter refused it.
+        reason: String,
+    },
+    /// A standard `OTEL_*` variable has a value that cannot be honoured.
+    #[error("invalid `{var}`: {reason}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The metrics endpoint could not bind.
     #[error("cannot bind `telemetry.metrics_listen` {addr}: {source}")]
     Bind {
@@ -66,7 +85,10 @@ pub enum TelemetryError {
     },
 }
 
-/// Installs the global tracing subscriber: logs, plus OpenTelemetry spans for `service_name`.
+/// Installs the global tracing subscriber: logs, plus OpenTelemetry spans for `service_name`
+/// (unless `OTEL_SERVICE_NAME` names another), configured by `config` and the standard `OTEL_*`
+/// variables (precedence: `telemetry.otlp_endpoint` over the endpoint variables, the sampler
+/// variables over `telemetry.trace_sample_per_mille`, `OTEL_SDK_DISABLED=true` over all).
 /// Must run inside a tokio runtime (the OTLP exporter uses it). Keep the guard: dropping it
 /// flushes the spans still buffered. Calling this twice keeps the first subscriber, so tests and
 /// the standalone binary may both call it.
@@ -79,7 +101,8 @@ pub fn init_telemetry(
         _ => EnvFilter::try_new(&config.log_filter),
     }
     .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let (otel, guard) = otel_layer(config, service_name)?;
+    let settings = TraceSettings::from_env(config, service_name)?;
+    let (otel, guard) = otel_layer(&settings)?;
     // Per-layer filters: the log filter must not hide the RPC spans from OpenTelemetry.
     let fmt_layer = match config.log_format {
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),

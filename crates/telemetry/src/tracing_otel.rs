@@ -1,22 +1,21 @@
-//! OpenTelemetry: the span pipeline (OTLP export when configured), W3C trace-context
-//! propagation from gRPC metadata, and the `traceparent` of the current span for log entries.
-
-use std::collections::HashMap;
+//! The OpenTelemetry span pipeline: sampler, `service.name`, OTLP export when an endpoint is
+//! configured, and the W3C trace-context propagator; built from resolved [`TraceSettings`].
 
 use opentelemetry::{
-    global,
-    propagation::{Extractor, TextMapPropagator},
-    trace::TracerProvider as _,
+    Context, KeyValue, global,
+    trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState, TracerProvider as _},
 };
 use opentelemetry_sdk::{
     Resource,
     propagation::TraceContextPropagator,
-    trace::{Sampler, SdkTracerProvider},
+    trace::{Sampler, SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample},
 };
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{Layer, registry::LookupSpan};
 
-use crate::{TelemetryConfig, TelemetryError};
+use crate::{
+    TelemetryError,
+    otel_env::{SamplerSpec, TraceSettings},
+};
 
 /// Flushes buffered spans when dropped (at the end of `main`).
 #[derive(Debug)]
@@ -35,30 +34,30 @@ impl Drop for TracingGuard {
 
 /// The OpenTelemetry layer and the guard of its provider.
 pub(crate) fn otel_layer<S>(
-    config: &TelemetryConfig,
-    service_name: &str,
+    settings: &TraceSettings,
 ) -> Result<(impl Layer<S> + use<S>, TracingGuard), TelemetryError>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     global::set_text_map_propagator(TraceContextPropagator::new());
-    let ratio = f64::from(config.trace_sample_per_mille.min(1000)) / 1000.0;
     let mut builder = SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            ratio,
-        ))))
+        .with_sampler(sampler(&settings.sampler))
         .with_resource(
             Resource::builder()
-                .with_service_name(service_name.to_owned())
+                .with_service_name(settings.service_name.clone())
                 .build(),
         );
-    if !config.otlp_endpoint.is_empty() {
+    if let Some(endpoint) = &settings.endpoint {
         use opentelemetry_otlp::WithExportConfig;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(config.otlp_endpoint.clone())
+            .with_endpoint(endpoint.clone())
             .build()
-            .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
+            .map_err(|e| TelemetryError::Otlp {
+                source_name: settings.endpoint_source,
+                reason: e.to_string(),
+            })?;
+        // The batch processor reads the `OTEL_BSP_*` variables itself.
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -70,85 +69,102 @@ where
     ))
 }
 
-struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
-
-impl Extractor for MetadataExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+/// The SDK sampler of a [`SamplerSpec`].
+fn sampler(spec: &SamplerSpec) -> Box<dyn ShouldSample> {
+    match spec {
+        SamplerSpec::AlwaysOn => Box::new(Sampler::AlwaysOn),
+        SamplerSpec::AlwaysOff => Box::new(Sampler::AlwaysOff),
+        SamplerSpec::TraceIdRatio(ratio) => Box::new(Sampler::TraceIdRatioBased(*ratio)),
+        SamplerSpec::ParentBased(root) => {
+            Box::new(FollowLinks(Sampler::ParentBased(sampler(root))))
+        }
     }
+}
 
-    fn keys(&self) -> Vec<&str> {
+/// A parent-based sampler that also treats the links of a root span like a parent: the span of
+/// an asynchronous hop (a log entry applied, a signal acted on) is sampled when the trace it
+/// links to was, so a sampled request stays visible across the loop at any sampling ratio.
+#[derive(Debug, Clone)]
+struct FollowLinks(Sampler);
+
+impl ShouldSample for FollowLinks {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let has_parent = parent_context.is_some_and(|cx| cx.has_active_span());
+        if !has_parent && !links.is_empty() {
+            let sampled = links.iter().any(|link| link.span_context.is_sampled());
+            return SamplingResult {
+                decision: if sampled {
+                    SamplingDecision::RecordAndSample
+                } else {
+                    SamplingDecision::Drop
+                },
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            };
+        }
         self.0
-            .keys()
-            .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(key) => Some(key.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
     }
-}
-
-/// The server span of one RPC, named `<service>.<rpc>`, child of the caller's trace when the
-/// request carries a W3C `traceparent`.
-pub fn rpc_span(
-    service: &'static str,
-    rpc: &'static str,
-    metadata: &tonic::metadata::MetadataMap,
-) -> tracing::Span {
-    let span = tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("{service}.{rpc}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = rpc,
-    );
-    let parent = TraceContextPropagator::new().extract(&MetadataExtractor(metadata));
-    // Without an OpenTelemetry layer (e.g. in some tests) there is nothing to attach to.
-    let _ = span.set_parent(parent);
-    span
-}
-
-/// The W3C `traceparent` of the current span, for log entries that asynchronous consumers
-/// link their spans to. Empty when there is no valid span context.
-pub fn current_traceparent() -> String {
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut carrier);
-    carrier.remove("traceparent").unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashMap;
+
     use tracing_subscriber::prelude::*;
 
-    #[tokio::test]
-    async fn rpc_span_continues_the_callers_trace() {
-        let config = TelemetryConfig::default();
-        let (layer, _guard) = otel_layer(&config, "test").unwrap();
-        let subscriber = tracing_subscriber::registry().with(layer);
-        let _default = tracing::subscriber::set_default(subscriber);
+    use super::*;
+    use crate::{TelemetryConfig, add_link, traceparent_of};
 
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        metadata.insert("traceparent", incoming.parse().unwrap());
-        let span = rpc_span("ingest", "Ingest", &metadata);
-        let traceparent = span.in_scope(current_traceparent);
-        // Same trace, new span id, sampled.
-        assert!(
-            traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-            "{traceparent}"
-        );
-        assert!(!traceparent.contains("00f067aa0ba902b7"), "{traceparent}");
-        assert!(traceparent.ends_with("-01"), "{traceparent}");
+    const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const NOT_SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+    fn with_sampler(name: &str, arg: &str) -> TraceSettings {
+        let vars = HashMap::from([
+            ("OTEL_TRACES_SAMPLER".to_owned(), name.to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG".to_owned(), arg.to_owned()),
+        ]);
+        TraceSettings::resolve(&TelemetryConfig::default(), "test", &vars).unwrap()
+    }
+
+    /// The sampled flag of a new root span linked to `link`.
+    fn linked_root_is_sampled(settings: &TraceSettings, link: &str) -> bool {
+        let (layer, _guard) = otel_layer(settings).unwrap();
+        let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+        let span = tracing::info_span!(parent: None, "hop");
+        add_link(&span, link);
+        traceparent_of(&span).ends_with("-01")
     }
 
     #[tokio::test]
-    async fn a_new_trace_starts_without_a_parent() {
-        let (layer, _guard) = otel_layer(&TelemetryConfig::default(), "test").unwrap();
-        let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
-        let span = rpc_span("ingest", "Ingest", &tonic::metadata::MetadataMap::new());
-        let traceparent = span.in_scope(current_traceparent);
-        assert_eq!(traceparent.len(), 55, "{traceparent}");
+    async fn parent_based_samplers_follow_the_linked_trace() {
+        let never_new = with_sampler("parentbased_always_off", "");
+        assert!(linked_root_is_sampled(&never_new, SAMPLED));
+        let always_new = with_sampler("parentbased_always_on", "");
+        assert!(!linked_root_is_sampled(&always_new, NOT_SAMPLED));
+    }
+
+    #[tokio::test]
+    async fn other_samplers_ignore_links() {
+        assert!(!linked_root_is_sampled(
+            &with_sampler("always_off", ""),
+            SAMPLED
+        ));
+        assert!(linked_root_is_sampled(
+            &with_sampler("always_on", ""),
+            NOT_SAMPLED
+        ));
+        assert!(!linked_root_is_sampled(
+            &with_sampler("traceidratio", "0"),
+            SAMPLED
+        ));
     }
 }

@@ -13,7 +13,7 @@ use iee_api::{
 };
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::service::{Decider, require};
+use crate::service::{Decider, require, shard_of_customer};
 
 /// An outcome may be stamped this much before its decision (clock skew between systems).
 const SKEW: Duration = Duration::from_secs(300);
@@ -128,6 +128,8 @@ pub(crate) async fn report(
         )));
     }
     let customer = decided.customer.clone().unwrap_or_default();
+    let shard = shard_of_customer(&customer, decider.shard_count);
+    iee_telemetry::set_current_attribute("iee.shard", i64::from(shard));
     // Any outcome shows the action reached the customer: the contact is made.
     if let Some(verdict) = record
         .contacts

@@ -17,20 +17,23 @@ use std::{
 
 use iee_api::{
     decide::{DecideError, DecideRequest, Direction, OutboundAction},
+    pb::common::CustomerRef,
     profile::{
         CommitContactRequest, ProfileApi, ProfileClient, ProfileError, RouteOptions, Signal,
-        SignalStream, WatchSignalsRequest,
+        SignalKind, SignalStream, WatchSignalsRequest,
     },
 };
 use iee_runtime::Shutdown;
 use iee_store::Published;
 use prost::Message;
 use tokio_stream::{StreamExt, StreamMap};
+use tracing::Instrument;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::{
+    config::Trigger,
     decision::{self, Provenance},
-    service::Decider,
+    service::{Decider, action_ids},
 };
 
 /// Pause before reconnecting after the signal stream ended or failed.
@@ -261,78 +264,113 @@ async fn handle(decider: &Decider, signal: &Signal) -> Result<(), DecideError> {
     };
     for trigger in config.triggers.iter().filter(|t| t.signal == signal.kind) {
         let id = decision_id(&signal.signal_id, &trigger.name);
-        let request = DecideRequest {
-            customer: Some(customer.clone()),
-            channel: trigger.channel,
-            touchpoint: trigger.touchpoint.clone(),
-            direction: Direction::Outbound as i32,
-            context: trigger.context.clone(),
-            max_actions: trigger.max_actions,
-            request_id: id.clone(),
-        };
-        let provenance = Provenance {
-            decision_id: Some(id.clone()),
-            signal_id: signal.signal_id.clone(),
-            trigger: trigger.name.clone(),
-        };
-        let response = match decision::decide(decider, request, provenance).await {
-            Ok(response) => response,
-            Err(DecideError::FailedPrecondition(reason)) => {
-                tracing::debug!(%reason, "trigger skipped");
-                decider.metrics.signal("skipped");
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        if response.actions.is_empty() {
-            decider.metrics.signal("no_action");
-            continue;
-        }
-        // The business sends now: the reserved contacts become contacts.
-        if let Some(record) = decider.logged(&customer.tenant_id, &id).await? {
-            for verdict in record.contacts.iter().filter(|v| v.reserved && !v.released) {
-                let commit = CommitContactRequest {
-                    customer: Some(customer.clone()),
-                    reservation_id: verdict.reservation_id.clone(),
-                    contacted_at: response.decided_at,
-                };
-                if let Err(err) = decider.profiles.commit_contact(commit).await {
-                    if err.is_transient() {
-                        return Err(DecideError::Unavailable(format!("commit: {err}")));
-                    }
-                    tracing::debug!(error = %err, "outbound contact not committed");
-                }
-            }
-        }
-        let entry = OutboundAction {
-            cursor: String::new(),
-            decision_id: id.clone(),
-            customer: Some(customer.clone()),
-            channel: trigger.channel,
-            touchpoint: trigger.touchpoint.clone(),
-            actions: response.actions.clone(),
-            signal_id: signal.signal_id.clone(),
-            trigger: trigger.name.clone(),
-            decided_at: response.decided_at,
-            traceparent: iee_telemetry::current_traceparent(),
-        };
-        let published = decider
-            .stores
-            .outbound
-            .publish_outbound(
-                &customer.tenant_id,
-                &id,
-                &entry.encode_to_vec(),
-                Duration::from_secs(decider.settings.outbound_dedup_hours * 3600),
-                decider.settings.outbound_max_len,
-            )
-            .await
-            .map_err(|e| DecideError::Unavailable(format!("outbound stream: {e}")))?;
-        decider.metrics.signal(match published {
-            Published::New(_) => "published",
-            Published::Already(_) => "already_published",
-        });
+        let span = proactive_span(signal, &customer.tenant_id, &trigger.name, &id);
+        act(decider, signal, &customer, trigger, id)
+            .instrument(span)
+            .await?;
     }
+    Ok(())
+}
+
+/// The span of one trigger's decision on a signal: a new trace linked to the span that emitted
+/// the signal (an asynchronous hop), with tenant, shard, decision id, trigger and signal kind;
+/// never the customer.
+fn proactive_span(signal: &Signal, tenant: &str, trigger: &str, id: &str) -> tracing::Span {
+    let kind = SignalKind::try_from(signal.kind).map_or("", |k| k.as_str_name());
+    let span = tracing::info_span!(
+        parent: None,
+        "decide.proactive",
+        iee.tenant = %tenant,
+        iee.shard = signal.shard,
+        iee.decision_id = %id,
+        iee.trigger = %trigger,
+        iee.signal_kind = kind,
+    );
+    iee_telemetry::add_link(&span, &signal.traceparent);
+    span
+}
+
+/// Decides for one trigger of the signal, commits the contacts and publishes the outbound
+/// entry, which carries the current span's `traceparent` so delivery can continue the trace.
+async fn act(
+    decider: &Decider,
+    signal: &Signal,
+    customer: &CustomerRef,
+    trigger: &Trigger,
+    id: String,
+) -> Result<(), DecideError> {
+    let request = DecideRequest {
+        customer: Some(customer.clone()),
+        channel: trigger.channel,
+        touchpoint: trigger.touchpoint.clone(),
+        direction: Direction::Outbound as i32,
+        context: trigger.context.clone(),
+        max_actions: trigger.max_actions,
+        request_id: id.clone(),
+    };
+    let provenance = Provenance {
+        decision_id: Some(id.clone()),
+        signal_id: signal.signal_id.clone(),
+        trigger: trigger.name.clone(),
+    };
+    let response = match decision::decide(decider, request, provenance).await {
+        Ok(response) => response,
+        Err(DecideError::FailedPrecondition(reason)) => {
+            tracing::debug!(%reason, "trigger skipped");
+            decider.metrics.signal("skipped");
+            return Ok(());
+        }
+        Err(err) => return Err(err),
+    };
+    if response.actions.is_empty() {
+        decider.metrics.signal("no_action");
+        return Ok(());
+    }
+    iee_telemetry::set_current_attribute("iee.action_ids", action_ids(&response));
+    // The business sends now: the reserved contacts become contacts.
+    if let Some(record) = decider.logged(&customer.tenant_id, &id).await? {
+        for verdict in record.contacts.iter().filter(|v| v.reserved && !v.released) {
+            let commit = CommitContactRequest {
+                customer: Some(customer.clone()),
+                reservation_id: verdict.reservation_id.clone(),
+                contacted_at: response.decided_at,
+            };
+            if let Err(err) = decider.profiles.commit_contact(commit).await {
+                if err.is_transient() {
+                    return Err(DecideError::Unavailable(format!("commit: {err}")));
+                }
+                tracing::debug!(error = %err, "outbound contact not committed");
+            }
+        }
+    }
+    let entry = OutboundAction {
+        cursor: String::new(),
+        decision_id: id.clone(),
+        customer: Some(customer.clone()),
+        channel: trigger.channel,
+        touchpoint: trigger.touchpoint.clone(),
+        actions: response.actions.clone(),
+        signal_id: signal.signal_id.clone(),
+        trigger: trigger.name.clone(),
+        decided_at: response.decided_at,
+        traceparent: iee_telemetry::current_traceparent(),
+    };
+    let published = decider
+        .stores
+        .outbound
+        .publish_outbound(
+            &customer.tenant_id,
+            &id,
+            &entry.encode_to_vec(),
+            Duration::from_secs(decider.settings.outbound_dedup_hours * 3600),
+            decider.settings.outbound_max_len,
+        )
+        .await
+        .map_err(|e| DecideError::Unavailable(format!("outbound stream: {e}")))?;
+    decider.metrics.signal(match published {
+        Published::New(_) => "published",
+        Published::Already(_) => "already_published",
+    });
     Ok(())
 }
 

@@ -11,8 +11,10 @@ use iee_api::{
         ReplayDecisionResponse, ReportOutcomeRequest, ReportOutcomeResponse, WatchOutboundRequest,
     },
     ingest::TouchpointClient,
+    pb::common::CustomerRef,
     predict::PredictClient,
     profile::ProfileClient,
+    shard::{customer_key, shard_of},
 };
 use iee_store::Stores;
 use prost::Message;
@@ -92,6 +94,32 @@ pub(crate) fn record_of(
         .transpose()
 }
 
+/// The chosen action ids of a decision, comma-separated, for span attributes.
+pub(crate) fn action_ids(response: &DecideResponse) -> String {
+    let ids: Vec<&str> = response
+        .actions
+        .iter()
+        .map(|a| a.action_id.as_str())
+        .collect();
+    ids.join(",")
+}
+
+/// Puts the tenant and shard of `customer` on the current span; never the customer's ids.
+pub(crate) fn annotate_customer(customer: Option<&CustomerRef>, shard_count: u32) {
+    let Some(customer) = customer.filter(|c| !c.tenant_id.is_empty()) else {
+        return;
+    };
+    iee_telemetry::set_current_attribute("iee.tenant", customer.tenant_id.clone());
+    let shard = shard_of_customer(customer, shard_count);
+    iee_telemetry::set_current_attribute("iee.shard", i64::from(shard));
+}
+
+/// The shard of a customer.
+pub(crate) fn shard_of_customer(customer: &CustomerRef, shard_count: u32) -> u32 {
+    let key = customer_key(&customer.customer_id, &customer.anonymous_id);
+    shard_of(&customer.tenant_id, &key, shard_count.max(1))
+}
+
 /// Checks a tenant id field.
 pub(crate) fn require(field: &str, value: &str) -> Result<(), DecideError> {
     if value.is_empty() {
@@ -113,14 +141,35 @@ impl DecideApi for Decider {
                 self.settings.max_in_flight
             )));
         };
-        decision::decide(self, request, decision::Provenance::default()).await
+        let customer = request.customer.clone();
+        let decided = decision::decide(self, request, decision::Provenance::default()).await;
+        // Only validated input becomes span attributes.
+        if !matches!(decided, Err(DecideError::InvalidArgument { .. })) {
+            annotate_customer(customer.as_ref(), self.shard_count);
+        }
+        let response = decided?;
+        iee_telemetry::set_current_attribute("iee.decision_id", response.decision_id.clone());
+        iee_telemetry::set_current_attribute("iee.action_ids", action_ids(&response));
+        Ok(response)
     }
 
     async fn report_outcome(
         &self,
         request: ReportOutcomeRequest,
     ) -> Result<ReportOutcomeResponse, DecideError> {
-        outcome::report(self, request).await
+        let ids = [
+            ("iee.tenant", request.tenant_id.clone()),
+            ("iee.decision_id", request.decision_id.clone()),
+            ("iee.action_id", request.action_id.clone()),
+        ];
+        let reported = outcome::report(self, request).await;
+        // Only validated input becomes span attributes.
+        if !matches!(reported, Err(DecideError::InvalidArgument { .. })) {
+            for (key, value) in ids {
+                iee_telemetry::set_current_attribute(key, value);
+            }
+        }
+        reported
     }
 
     async fn explain_decision(

@@ -23,6 +23,7 @@ use iee_api::{
 use iee_runtime::Shutdown;
 use iee_store::Stores;
 use prost::Message;
+use tracing::Instrument;
 
 use crate::{features, model::Kind, service::Predictor};
 
@@ -88,9 +89,9 @@ pub(crate) async fn learn(
         };
         match read {
             Ok(found) => {
-                for (_, entries) in found {
+                for (shard, entries) in found {
                     for entry in entries {
-                        learn_one(&predictor, &stores, &entry.payload).await;
+                        learn_one(&predictor, &stores, shard, &entry.payload).await;
                     }
                 }
             }
@@ -117,7 +118,7 @@ async fn sync(predictor: &Predictor, stores: &Stores) {
     }
 }
 
-async fn learn_one(predictor: &Predictor, stores: &Stores, payload: &[u8]) {
+async fn learn_one(predictor: &Predictor, stores: &Stores, shard: u32, payload: &[u8]) {
     let Ok(record) = LogRecord::decode(payload) else {
         return;
     };
@@ -125,6 +126,24 @@ async fn learn_one(predictor: &Predictor, stores: &Stores, payload: &[u8]) {
     if event.r#type != "decision_outcome" {
         return;
     }
+    // A new trace linked to the ingest span of the outcome (an asynchronous hop); the ids of
+    // the decision and action, never the customer's.
+    let span = tracing::info_span!(
+        parent: None,
+        "predict.learn",
+        iee.tenant = %event.tenant_id,
+        iee.shard = shard,
+        iee.decision_id = text(&event, "decision_id").unwrap_or_default(),
+        iee.action_id = text(&event, "action_id").unwrap_or_default(),
+    );
+    iee_telemetry::add_link(&span, &record.traceparent);
+    learn_outcome(predictor, stores, event)
+        .instrument(span)
+        .await;
+}
+
+/// Feeds one outcome event to the learner.
+async fn learn_outcome(predictor: &Predictor, stores: &Stores, event: Event) {
     let (Some(action), Some(reward)) = (text(&event, "action_id"), reward(&event)) else {
         predictor.metrics.outcomes_skipped.inc();
         return;

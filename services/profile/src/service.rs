@@ -95,6 +95,9 @@ impl ProfileService {
     /// The owned shard serving `key`, or the redirect naming its owner.
     async fn route(&self, key: &ProfileKey) -> Result<Arc<ShardHandle>, ProfileError> {
         let shard = shard_of(&key.tenant_id, &key.key, self.ctx.shard_count);
+        // Tenant and shard, never the customer key: spans carry no personal data.
+        iee_telemetry::set_current_attribute("iee.tenant", key.tenant_id.clone());
+        iee_telemetry::set_current_attribute("iee.shard", i64::from(shard));
         self.owned(shard).await
     }
 

@@ -12,6 +12,7 @@ use super::{
     ReplayDecisionResponse, ReportOutcomeRequest, ReportOutcomeResponse, WatchOutboundRequest,
     decision_service_client::DecisionServiceClient,
 };
+use crate::trace_context::traced;
 
 /// Calls the decision service in-process (standalone, tests) or over gRPC, with one API.
 /// Replicas are stateless, so any of them can answer.
@@ -19,7 +20,8 @@ use super::{
 pub enum DecideClient {
     /// Direct calls into an in-process node.
     Local(Arc<dyn DecideApi>),
-    /// Calls over a gRPC channel.
+    /// Calls over a gRPC channel, each in a client span whose W3C trace context travels with
+    /// the request (see [`crate::trace_context`]).
     Grpc(DecisionServiceClient<Channel>),
 }
 
@@ -59,7 +61,10 @@ impl DecideApi for DecideClient {
     async fn decide(&self, request: DecideRequest) -> Result<DecideResponse, DecideError> {
         match self {
             Self::Local(node) => node.decide(request).await,
-            Self::Grpc(client) => Ok(client.clone().decide(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("decide", "Decide", request, |r| async move {
+                client.clone().decide(r).await
+            })
+            .await?),
         }
     }
 
@@ -69,7 +74,10 @@ impl DecideApi for DecideClient {
     ) -> Result<ReportOutcomeResponse, DecideError> {
         match self {
             Self::Local(node) => node.report_outcome(request).await,
-            Self::Grpc(client) => Ok(client.clone().report_outcome(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("decide", "ReportOutcome", request, |r| async move {
+                client.clone().report_outcome(r).await
+            })
+            .await?),
         }
     }
 
@@ -79,7 +87,13 @@ impl DecideApi for DecideClient {
     ) -> Result<ExplainDecisionResponse, DecideError> {
         match self {
             Self::Local(node) => node.explain_decision(request).await,
-            Self::Grpc(client) => Ok(client.clone().explain_decision(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced(
+                "decide",
+                "ExplainDecision",
+                request,
+                |r| async move { client.clone().explain_decision(r).await },
+            )
+            .await?),
         }
     }
 
@@ -89,7 +103,10 @@ impl DecideApi for DecideClient {
     ) -> Result<ReplayDecisionResponse, DecideError> {
         match self {
             Self::Local(node) => node.replay_decision(request).await,
-            Self::Grpc(client) => Ok(client.clone().replay_decision(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("decide", "ReplayDecision", request, |r| async move {
+                client.clone().replay_decision(r).await
+            })
+            .await?),
         }
     }
 
@@ -99,7 +116,10 @@ impl DecideApi for DecideClient {
     ) -> Result<GetConfigResponse, DecideError> {
         match self {
             Self::Local(node) => node.get_config(request).await,
-            Self::Grpc(client) => Ok(client.clone().get_config(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("decide", "GetConfig", request, |r| async move {
+                client.clone().get_config(r).await
+            })
+            .await?),
         }
     }
 
@@ -109,7 +129,10 @@ impl DecideApi for DecideClient {
     ) -> Result<PutConfigResponse, DecideError> {
         match self {
             Self::Local(node) => node.put_config(request).await,
-            Self::Grpc(client) => Ok(client.clone().put_config(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("decide", "PutConfig", request, |r| async move {
+                client.clone().put_config(r).await
+            })
+            .await?),
         }
     }
 
@@ -120,7 +143,11 @@ impl DecideApi for DecideClient {
         match self {
             Self::Local(node) => node.watch_outbound(request).await,
             Self::Grpc(client) => {
-                let stream = client.clone().watch_outbound(request).await?.into_inner();
+                // The span covers opening the stream, not its life.
+                let stream = traced("decide", "WatchOutbound", request, |r| async move {
+                    client.clone().watch_outbound(r).await
+                })
+                .await?;
                 Ok(Box::pin(stream.map(|item| match item {
                     Ok(response) => response.action.ok_or_else(|| {
                         DecideError::Internal("outbound entry without an action".into())

@@ -9,13 +9,15 @@ use super::{
     ListRejectedRequest, ListRejectedResponse, TouchpointApi,
     touchpoint_service_client::TouchpointServiceClient,
 };
+use crate::trace_context::traced;
 
 /// Calls the ingest service in-process (standalone, tests) or over gRPC, with one API.
 #[derive(Clone)]
 pub enum TouchpointClient {
     /// Direct calls into an in-process node.
     Local(Arc<dyn TouchpointApi>),
-    /// Calls over a gRPC channel.
+    /// Calls over a gRPC channel, each in a client span whose W3C trace context travels with
+    /// the request (see [`crate::trace_context`]).
     Grpc(TouchpointServiceClient<Channel>),
 }
 
@@ -54,14 +56,20 @@ impl TouchpointApi for TouchpointClient {
     async fn ingest(&self, request: IngestRequest) -> Result<IngestResponse, IngestError> {
         match self {
             Self::Local(node) => node.ingest(request).await,
-            Self::Grpc(client) => Ok(client.clone().ingest(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("ingest", "Ingest", request, |r| async move {
+                client.clone().ingest(r).await
+            })
+            .await?),
         }
     }
 
     async fn identify(&self, request: IdentifyRequest) -> Result<IdentifyResponse, IngestError> {
         match self {
             Self::Local(node) => node.identify(request).await,
-            Self::Grpc(client) => Ok(client.clone().identify(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("ingest", "Identify", request, |r| async move {
+                client.clone().identify(r).await
+            })
+            .await?),
         }
     }
 
@@ -71,7 +79,10 @@ impl TouchpointApi for TouchpointClient {
     ) -> Result<ListRejectedResponse, IngestError> {
         match self {
             Self::Local(node) => node.list_rejected(request).await,
-            Self::Grpc(client) => Ok(client.clone().list_rejected(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("ingest", "ListRejected", request, |r| async move {
+                client.clone().list_rejected(r).await
+            })
+            .await?),
         }
     }
 }

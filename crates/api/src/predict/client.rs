@@ -9,6 +9,7 @@ use super::{
     MAX_MESSAGE_BYTES, PredictApi, PredictError, RegisterModelRequest, RegisterModelResponse,
     ScoreRequest, ScoreResponse, prediction_service_client::PredictionServiceClient,
 };
+use crate::trace_context::traced;
 
 /// Calls the prediction service in-process (standalone, tests) or over gRPC, with one API.
 /// Replicas are stateless, so any of them (e.g. behind a Kubernetes Service) can answer.
@@ -16,7 +17,8 @@ use super::{
 pub enum PredictClient {
     /// Direct calls into an in-process node.
     Local(Arc<dyn PredictApi>),
-    /// Calls over a gRPC channel.
+    /// Calls over a gRPC channel, each in a client span whose W3C trace context travels with
+    /// the request (see [`crate::trace_context`]).
     Grpc(PredictionServiceClient<Channel>),
 }
 
@@ -55,7 +57,10 @@ impl PredictApi for PredictClient {
     async fn score(&self, request: ScoreRequest) -> Result<ScoreResponse, PredictError> {
         match self {
             Self::Local(node) => node.score(request).await,
-            Self::Grpc(client) => Ok(client.clone().score(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("predict", "Score", request, |r| async move {
+                client.clone().score(r).await
+            })
+            .await?),
         }
     }
 
@@ -65,7 +70,10 @@ impl PredictApi for PredictClient {
     ) -> Result<ListModelsResponse, PredictError> {
         match self {
             Self::Local(node) => node.list_models(request).await,
-            Self::Grpc(client) => Ok(client.clone().list_models(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("predict", "ListModels", request, |r| async move {
+                client.clone().list_models(r).await
+            })
+            .await?),
         }
     }
 
@@ -75,7 +83,10 @@ impl PredictApi for PredictClient {
     ) -> Result<ActivateModelResponse, PredictError> {
         match self {
             Self::Local(node) => node.activate_model(request).await,
-            Self::Grpc(client) => Ok(client.clone().activate_model(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("predict", "ActivateModel", request, |r| async move {
+                client.clone().activate_model(r).await
+            })
+            .await?),
         }
     }
 
@@ -85,7 +96,10 @@ impl PredictApi for PredictClient {
     ) -> Result<RegisterModelResponse, PredictError> {
         match self {
             Self::Local(node) => node.register_model(request).await,
-            Self::Grpc(client) => Ok(client.clone().register_model(request).await?.into_inner()),
+            Self::Grpc(client) => Ok(traced("predict", "RegisterModel", request, |r| async move {
+                client.clone().register_model(r).await
+            })
+            .await?),
         }
     }
 }

@@ -16,7 +16,8 @@ use super::{
 pub enum ProfileClient {
     /// Direct calls into an in-process node.
     Local(Arc<dyn ProfileApi>),
-    /// gRPC calls routed by shard; see [`ShardRouter`].
+    /// gRPC calls routed by shard, each in a client span whose W3C trace context travels with
+    /// every attempt; see [`ShardRouter`].
     Routed(ShardRouter),
 }
 
@@ -65,11 +66,9 @@ impl ProfileApi for ProfileClient {
             Self::Routed(router) => {
                 let shard = router.shard_of_customer(request.customer.as_ref())?;
                 router
-                    .unary(
-                        shard,
-                        request,
-                        |mut c, r| async move { c.get_profile(r).await },
-                    )
+                    .unary("GetProfile", shard, request, |mut c, r| async move {
+                        c.get_profile(r).await
+                    })
                     .await
             }
         }
@@ -84,7 +83,7 @@ impl ProfileApi for ProfileClient {
             Self::Routed(router) => {
                 let shard = router.shard_of_customer(request.customer.as_ref())?;
                 router
-                    .unary(shard, request, |mut c, r| async move {
+                    .unary("EraseCustomer", shard, request, |mut c, r| async move {
                         c.erase_customer(r).await
                     })
                     .await
@@ -101,7 +100,7 @@ impl ProfileApi for ProfileClient {
             Self::Routed(router) => {
                 let shard = router.shard_of_customer(request.customer.as_ref())?;
                 router
-                    .unary(shard, request, |mut c, r| async move {
+                    .unary("ReserveContact", shard, request, |mut c, r| async move {
                         c.reserve_contact(r).await
                     })
                     .await
@@ -118,7 +117,7 @@ impl ProfileApi for ProfileClient {
             Self::Routed(router) => {
                 let shard = router.shard_of_customer(request.customer.as_ref())?;
                 router
-                    .unary(shard, request, |mut c, r| async move {
+                    .unary("CommitContact", shard, request, |mut c, r| async move {
                         c.commit_contact(r).await
                     })
                     .await
@@ -135,7 +134,7 @@ impl ProfileApi for ProfileClient {
             Self::Routed(router) => {
                 let shard = router.shard_of_customer(request.customer.as_ref())?;
                 router
-                    .unary(shard, request, |mut c, r| async move {
+                    .unary("ReleaseContact", shard, request, |mut c, r| async move {
                         c.release_contact(r).await
                     })
                     .await

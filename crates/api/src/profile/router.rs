@@ -19,6 +19,7 @@ use tonic::{
     Response, Status, Streaming,
     transport::{Channel, Endpoint},
 };
+use tracing::Instrument;
 
 use super::{
     ProfileError, Signal, SignalStream, WatchSignalsRequest, WatchSignalsResponse,
@@ -27,6 +28,7 @@ use super::{
 use crate::{
     pb::common::CustomerRef,
     shard::{customer_key, shard_of},
+    trace_context::{client_span, inject_context, record_error},
 };
 
 type Grpc = ProfileServiceClient<Channel>;
@@ -194,10 +196,34 @@ impl ShardRouter {
             .collect()
     }
 
-    /// Sends one unary call for `shard` to its owner: follows redirects, and retries with
-    /// backoff while the shard has no owner or the node cannot be reached, until
-    /// `retry_for` has passed. Other errors are returned as they are.
+    /// Sends one unary call `name` for `shard` to its owner: follows redirects, and retries
+    /// with backoff while the shard has no owner or the node cannot be reached, until
+    /// `retry_for` has passed. Other errors are returned as they are. The call, retries
+    /// included, is one client span `profile.<name>`, whose context every attempt carries.
     pub(crate) async fn unary<Req, Resp, F, Fut>(
+        &self,
+        name: &'static str,
+        shard: u32,
+        request: Req,
+        rpc: F,
+    ) -> Result<Resp, ProfileError>
+    where
+        Req: Clone + Send + Sync,
+        F: Fn(Grpc, tonic::Request<Req>) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send,
+    {
+        let span = client_span("profile", name);
+        let result = self
+            .unary_attempts(shard, request, rpc)
+            .instrument(span.clone())
+            .await;
+        if let Err(err) = &result {
+            record_error(&span, err.code());
+        }
+        result
+    }
+
+    async fn unary_attempts<Req, Resp, F, Fut>(
         &self,
         shard: u32,
         request: Req,
@@ -261,6 +287,7 @@ impl ShardRouter {
     {
         let client = self.client(addr)?;
         let mut request = tonic::Request::new(request);
+        inject_context(request.metadata_mut());
         let Some(timeout) = self.inner.options.request_timeout else {
             return rpc(client, request)
                 .await
@@ -287,10 +314,25 @@ impl ShardRouter {
         &self,
         request: WatchSignalsRequest,
     ) -> Result<SignalStream, ProfileError> {
+        // The span covers opening the streams, not their life.
+        let span = client_span("profile", "WatchSignals");
+        let opened = self.open_signals(request).instrument(span.clone()).await;
+        if let Err(err) = &opened {
+            record_error(&span, err.code());
+        }
+        opened
+    }
+
+    async fn open_signals(
+        &self,
+        request: WatchSignalsRequest,
+    ) -> Result<SignalStream, ProfileError> {
         let mut streams = StreamMap::new();
         for (i, seed) in self.inner.seeds.iter().enumerate() {
             let mut client = self.client(seed)?;
-            let open = client.watch_signals(request.clone());
+            let mut call = tonic::Request::new(request.clone());
+            inject_context(call.metadata_mut());
+            let open = client.watch_signals(call);
             // Bounds the wait for the stream's headers only, not the stream's life.
             let opened = match self.inner.options.request_timeout {
                 Some(timeout) => tokio::time::timeout(timeout, open).await.map_err(|_| {

@@ -15,6 +15,7 @@ use iee_api::pb::{
 use iee_store::ProfileKey;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::{
     ctx::ShardCtx,
@@ -208,9 +209,16 @@ impl Actor for CustomerActor {
             // life, so the rare, large async paths (merge, forward) would cost every idle
             // actor their size.
             CustomerMsg::Apply { record, offset } => {
-                Box::pin(state.apply(*record, &offset, now)).await?;
+                let span = state.apply_span(&record);
+                Box::pin(state.apply(*record, &offset, now))
+                    .instrument(span)
+                    .await?;
             }
-            CustomerMsg::Fire { kind, due_ms } => state.fire(kind, due_ms, now),
+            CustomerMsg::Fire { kind, due_ms } => {
+                state
+                    .timer_span(kind)
+                    .in_scope(|| state.fire(kind, due_ms, now));
+            }
             CustomerMsg::Get { reply } => {
                 let ctx = state.ctx.clone();
                 let profile = state.profile();

@@ -109,12 +109,46 @@ impl CustomerState {
         self.dirty = true;
     }
 
-    pub(super) fn absorb(&mut self, effects: Effects) {
+    /// Takes in the timers and signals of a change. The signals carry the `traceparent` of the
+    /// current span (`profile.apply` or `profile.timer`), so their consumers can link to it.
+    pub(super) fn absorb(&mut self, mut effects: Effects) {
         for change in effects.timers {
             set_timer(&mut self.timers, change.kind, change.due_ms);
         }
+        if !effects.signals.is_empty() {
+            let traceparent = iee_telemetry::current_traceparent();
+            for signal in &mut effects.signals {
+                signal.traceparent.clone_from(&traceparent);
+            }
+        }
         self.signals.extend(effects.signals);
         self.dirty = true;
+    }
+
+    /// The span of applying `record`: a new trace linked to the ingest span the record carries
+    /// (an asynchronous hop), with the tenant, shard and event type; never the customer.
+    pub(super) fn apply_span(&self, record: &LogRecord) -> tracing::Span {
+        let span = tracing::info_span!(
+            parent: None,
+            "profile.apply",
+            iee.tenant = %self.key.tenant_id,
+            iee.shard = self.ctx.shard,
+            iee.event_type = record.event.as_ref().map_or("", |e| e.r#type.as_str()),
+        );
+        iee_telemetry::add_link(&span, &record.traceparent);
+        span
+    }
+
+    /// The span of a durable timer firing: a new trace (the event that set the timer may be
+    /// days old), with the tenant, shard and timer kind.
+    pub(super) fn timer_span(&self, kind: TimerKind) -> tracing::Span {
+        tracing::info_span!(
+            parent: None,
+            "profile.timer",
+            iee.tenant = %self.key.tenant_id,
+            iee.shard = self.ctx.shard,
+            iee.timer = kind.as_str(),
+        )
     }
 
     pub(super) async fn apply(

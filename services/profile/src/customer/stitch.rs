@@ -31,6 +31,8 @@ impl CustomerState {
         // Marks the record as the profile service's own, so it is routed to the customer even
         // when the anonymous profile was empty.
         record.forwarded_from_shard = Some(self.ctx.shard);
+        // The customer's side links to this apply, which links to the ingest span in turn.
+        record.traceparent = iee_telemetry::current_traceparent();
         let target = shard_of(
             &event.tenant_id,
             &customer_key(&customer_id, ""),
@@ -73,6 +75,7 @@ impl CustomerState {
             self.ctx.node.shard_count,
         );
         record.forwarded_from_shard = Some(self.ctx.shard);
+        record.traceparent = iee_telemetry::current_traceparent();
         self.append(target, event_id, &record).await
     }
 
