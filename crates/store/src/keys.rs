@@ -1,6 +1,7 @@
 //! Every Redis key IEE writes, in one place. Keys of a shard share the hash tag `{s<n>}` and
 //! keys of a tenant the tag `{t:<tenant>}`, so multi-key scripts stay within one slot on Redis
-//! Cluster (the membership keys share `{members}`, the signal watchers' cursors `{decide}`).
+//! Cluster (the membership keys share `{members}`, the signal watchers' cursors `{decide}`, the
+//! keys of a KPI measurement partition `{kp<n>}`).
 
 /// Prefix of every key, so an IEE installation can share a Redis with other users.
 pub const PREFIX: &str = "iee";
@@ -173,6 +174,40 @@ pub const SIGNAL_FIELD: &str = "s";
 /// Field of an outbound entry holding the encoded outbound action.
 pub const OUTBOUND_FIELD: &str = "o";
 
+/// The KPI service's aggregated offsets of the shard logs of a measurement partition (a hash
+/// shard → log offset). Keys of a partition share the hash tag `{kp<n>}`.
+pub fn kpi_offsets(partition: u32) -> String {
+    format!("{PREFIX}:{{kp{partition}}}:kpi:off")
+}
+
+/// The KPI service's measurement state of one customer (in its shard's partition).
+pub fn kpi_customer(partition: u32, tenant_id: &str, key: &str) -> String {
+    format!("{PREFIX}:{{kp{partition}}}:kpi:c:{tenant_id}:{key}")
+}
+
+/// One field family (statistic) of an aggregate bucket of a tenant in a partition (a hash
+/// field → number); `granularity` is the bucket width's tag (`m`, `h`, `d`), `bucket` its start
+/// in Unix seconds.
+pub fn kpi_bucket(
+    partition: u32,
+    tenant_id: &str,
+    granularity: &str,
+    bucket: i64,
+    family: &str,
+) -> String {
+    format!("{PREFIX}:{{kp{partition}}}:kpi:a:{tenant_id}:{granularity}:{bucket}:{family}")
+}
+
+/// The KPI bookkeeping values of a tenant in a partition (a hash field → number).
+pub fn kpi_marks(partition: u32, tenant_id: &str) -> String {
+    format!("{PREFIX}:{{kp{partition}}}:kpi:x:{tenant_id}")
+}
+
+/// The tenants with KPI aggregates in a partition (a set).
+pub fn kpi_tenants(partition: u32) -> String {
+    format!("{PREFIX}:{{kp{partition}}}:kpi:tenants")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +265,23 @@ mod tests {
         );
         assert!(signal_cursors("w-1").starts_with("iee:{decide}:"));
         assert_ne!(signal_cursors("w-1"), signal_cursors("w-2"));
+    }
+
+    #[test]
+    fn kpi_keys_of_a_partition_share_its_tag() {
+        for key in [
+            kpi_offsets(7),
+            kpi_customer(7, "acme", "c-1"),
+            kpi_bucket(7, "acme", "h", 3_600, "nps.p"),
+            kpi_marks(7, "acme"),
+            kpi_tenants(7),
+        ] {
+            assert!(key.starts_with("iee:{kp7}:kpi:"), "{key}");
+        }
+        assert_ne!(
+            kpi_bucket(7, "acme", "h", 0, "ev"),
+            kpi_bucket(7, "acme", "d", 0, "ev")
+        );
     }
 
     #[test]

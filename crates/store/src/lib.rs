@@ -1,8 +1,9 @@
 //! Storage behind traits: the per-shard event log with atomic deduplication, per-tenant dead
 //! letters, identity links, and the profile service's membership, shard leases and fenced shard
 //! state, the prediction service's model registry and shared propensity statistics, and the
-//! decision service's configurations, decision log and outbound streams, each with a Redis
-//! (production) and an in-memory (standalone, tests) implementation.
+//! decision service's configurations, decision log and outbound streams, and the KPI service's
+//! offsets, measurement state and aggregates, each with a Redis (production) and an in-memory
+//! (standalone, tests) implementation.
 //! Every Redis key name is built in [`keys`].
 
 mod config;
@@ -12,6 +13,7 @@ mod error;
 mod event_log;
 mod identity;
 pub mod keys;
+mod kpi;
 mod memory;
 mod models;
 mod propensity;
@@ -29,6 +31,9 @@ pub use decisions::{
 pub use error::StoreError;
 pub use event_log::{AppendOutcome, AppendRequest, EventLog, LogEntry};
 pub use identity::{IdentityLinks, LinkOutcome};
+pub use kpi::{
+    CustomerWrite, Granularity, KpiCommit, KpiIncrement, KpiMark, KpiStore, MarkOp, OffsetMove,
+};
 pub use memory::MemoryStore;
 pub use models::{Activation, Assignment, ModelRegistry, ModelVersionMeta};
 pub use propensity::{ActionDelta, ActionStats, MergeToken, PropensityStats, decay_factor};
@@ -65,6 +70,8 @@ pub struct Stores {
     pub decisions: Arc<dyn DecisionLog>,
     /// Outbound streams of proactive decisions and the signal watchers' cursors.
     pub outbound: Arc<dyn Outbound>,
+    /// KPI aggregates, offsets and measurement state.
+    pub kpi: Arc<dyn KpiStore>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -97,7 +104,8 @@ impl Stores {
             + PropensityStats
             + DecisionConfigs
             + DecisionLog
-            + Outbound,
+            + Outbound
+            + KpiStore,
     {
         Self {
             log: store.clone(),
@@ -111,7 +119,8 @@ impl Stores {
             propensity: store.clone(),
             configs: store.clone(),
             decisions: store.clone(),
-            outbound: store,
+            outbound: store.clone(),
+            kpi: store,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! named consumers. The profile service's shard storage lives in [`shards`].
 
 mod decisions;
+mod kpi;
 mod models;
 mod propensity;
 mod shards;
@@ -80,6 +81,8 @@ pub struct MemoryStore {
     appended: tokio::sync::Notify,
     /// The decision service's configurations, decision log and outbound streams.
     decide: decisions::DecisionTables,
+    /// The KPI service's offsets, measurement state and aggregates.
+    kpi: kpi::KpiTables,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -108,6 +111,7 @@ impl MemoryStore {
             propensity: Mutex::default(),
             appended: tokio::sync::Notify::new(),
             decide: decisions::DecisionTables::default(),
+            kpi: kpi::KpiTables::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod consumer;
 mod decisions;
+mod kpi;
 mod models;
 mod propensity;
 mod scripts;

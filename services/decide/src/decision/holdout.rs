@@ -7,9 +7,12 @@ use xxhash_rust::xxh3::xxh3_64;
 /// The experiment id of the global holdout.
 pub(crate) const GLOBAL: &str = "global";
 
+/// Prefix of the experiment id of an action's control group.
+pub(crate) const ACTION_EXPERIMENT_PREFIX: &str = "action:";
+
 /// The experiment id of an action's control group.
 pub(crate) fn action_experiment(action_id: &str) -> String {
-    format!("action:{action_id}")
+    format!("{ACTION_EXPERIMENT_PREFIX}{action_id}")
 }
 
 /// A point in [0, 1) fixed by the salt, the tenant, the customer and the experiment.

@@ -9,7 +9,7 @@ use std::{
 use iee_api::{
     decide::{DecideError, DecideRequest, DecideResponse, DecisionRecord},
     pb::{
-        common::{Channel, CustomerRef, PropertyValue, property_value::Kind},
+        common::{Channel, CustomerRef, JourneyStage, PropertyValue, property_value::Kind},
         predict::{FeatureVector, LifetimeValueQuery, PropensityQuery, ScoreRequest},
         profile::{GetProfileRequest, Profile},
     },
@@ -23,11 +23,12 @@ use prost::Message;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{
+    exposure::{ExposureFacts, append_exposure, exposure_record},
     funnel::{self, Inputs, Scored, Scorer},
     gate::{ContactGate, LiveGate},
 };
 use crate::{
-    config::{Bindings, ScoreNeeds, Scores, profile_view},
+    config::{Bindings, DecisionConfig, ScoreNeeds, Scores, profile_view},
     service::{Decider, record_of},
 };
 
@@ -262,6 +263,8 @@ pub(crate) async fn decide(
             .logged_for_request(&tenant, &request.request_id)
             .await?
     {
+        // The first attempt may have failed after logging; its exposure append is idempotent.
+        expose_logged(decider, &config, &logged).await?;
         return Ok(logged.response.unwrap_or_default());
     }
     let decision_id = provenance
@@ -356,6 +359,23 @@ pub(crate) async fn decide(
         .await;
     match written {
         Ok(Recorded::New) => {
+            let facts = ExposureFacts {
+                config: &config,
+                journey_stage: profile
+                    .as_ref()
+                    .and_then(|p| JourneyStage::try_from(p.journey_stage).ok())
+                    .unwrap_or_default(),
+                predicted_clv: record.customer_scores.get("clv").copied(),
+                proactive: !record.signal_id.is_empty(),
+            };
+            let exposure = exposure_record(&customer, &request, &response, &facts);
+            // Answered only once measurement will see it; a retry with the request id
+            // appends the same exposure again, which the log's dedup absorbs.
+            append_exposure(decider, &exposure).await.map_err(|err| {
+                DecideError::Unavailable(format!(
+                    "the decision's exposure could not be logged: {err}"
+                ))
+            })?;
             decider.metrics.decided(&response);
             Ok(response)
         }
@@ -374,6 +394,7 @@ pub(crate) async fn decide(
                 .filter(|v| !kept.contains(&v.reservation_id.as_str()))
                 .collect();
             release_all(&gate, ours).await;
+            expose_logged(decider, &config, &logged).await?;
             Ok(logged.response.unwrap_or_default())
         }
         Err(err) => {
@@ -383,6 +404,36 @@ pub(crate) async fn decide(
             )))
         }
     }
+}
+
+/// Appends the exposure of a logged decision again (a no-op unless the first append failed).
+async fn expose_logged(
+    decider: &Decider,
+    config: &DecisionConfig,
+    logged: &DecisionRecord,
+) -> Result<(), DecideError> {
+    let (Some(request), Some(response)) = (&logged.request, &logged.response) else {
+        return Ok(());
+    };
+    let Some(customer) = &request.customer else {
+        return Ok(());
+    };
+    let facts = ExposureFacts {
+        config,
+        journey_stage: JourneyStage::Unspecified,
+        predicted_clv: logged.customer_scores.get("clv").copied(),
+        proactive: !logged.signal_id.is_empty(),
+    };
+    append_exposure(
+        decider,
+        &exposure_record(customer, request, response, &facts),
+    )
+    .await
+    .map_err(|err| {
+        DecideError::Unavailable(format!(
+            "the decision's exposure could not be logged: {err}"
+        ))
+    })
 }
 
 async fn release_all(gate: &LiveGate<'_>, contacts: Vec<iee_api::decide::ContactVerdict>) {

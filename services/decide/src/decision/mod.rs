@@ -3,6 +3,7 @@
 //! reserves and logs.
 
 mod arbitrate;
+mod exposure;
 mod funnel;
 mod gate;
 mod holdout;

@@ -103,6 +103,11 @@ impl ShardState {
                     continue;
                 }
             };
+            if record.exposure.is_some() {
+                // A decision, appended for measurement: nothing for the profile to fold.
+                self.dispatched = Some(offset);
+                continue;
+            }
             let key = match route_key(&record) {
                 Some(key)
                     if shard_of(&key.tenant_id, &key.key, self.ctx.node.shard_count) == shard =>
