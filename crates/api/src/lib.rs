@@ -1,14 +1,17 @@
 //! The contracts of IEE: generated protobuf and gRPC code, the shard function every service
-//! routes by, and per-service transport-neutral traits, clients (local or gRPC) and errors.
+//! routes by, per-service transport-neutral traits, clients (local or gRPC) and errors, and the
+//! W3C trace context every remote call of those clients carries.
 
 pub mod decide;
 pub mod event_types;
 pub mod ingest;
+pub mod kpi;
 pub mod metadata;
 pub mod pb;
 pub mod predict;
 pub mod profile;
 pub mod shard;
+pub mod trace_context;
 
 /// Encoded `FileDescriptorSet` of every IEE proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -30,6 +30,24 @@ impl Mean {
         mean
     }
 
+    /// The statistic of `n` observations with sum `sum` and sum of squares `sumsq`, as the
+    /// stored aggregates keep them (see [`crate::fields::stat`]).
+    ///
+    /// `m2 = sumsq - sum² / n` loses precision when the mean is large against the spread (see the
+    /// type's documentation), and rounding can then make it slightly negative: it is clamped at
+    /// 0, so the statistic keeps its invariant. `n = 0` gives the empty statistic.
+    pub fn from_sums(n: u64, sum: f64, sumsq: f64) -> Self {
+        if n == 0 {
+            return Self::default();
+        }
+        let count = n as f64;
+        Self {
+            n,
+            mean: sum / count,
+            m2: (sumsq - sum * sum / count).max(0.0),
+        }
+    }
+
     /// Records one observation (Welford's update).
     pub fn add(&mut self, value: f64) {
         self.n += 1;
@@ -89,5 +107,28 @@ impl Mean {
         let se = self.standard_error()?;
         let t = t_critical(level, (self.n - 1) as f64)?;
         Some(Interval::around(self.mean, t * se, level))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_sums_matches_the_observations_and_clamps_m2() {
+        let values = [2.0, 4.0, 4.0, 5.0, 7.0];
+        let sum: f64 = values.iter().sum();
+        let sumsq: f64 = values.iter().map(|v| v * v).sum();
+        let from_sums = Mean::from_sums(5, sum, sumsq);
+        let direct = Mean::from_values(&values);
+        assert_eq!(from_sums.n, 5);
+        assert!((from_sums.mean - direct.mean).abs() < 1e-12);
+        assert!((from_sums.m2 - direct.m2).abs() < 1e-9);
+        // Constant values whose sums cancel to a hair below zero.
+        let x = 0.1_f64 + 0.2;
+        let clamped = Mean::from_sums(3, 3.0 * x, 3.0 * x * x - 1e-12);
+        assert_eq!(clamped.m2, 0.0);
+        assert_eq!(clamped.variance(), Some(0.0));
+        assert_eq!(Mean::from_sums(0, 5.0, 25.0), Mean::default());
     }
 }
