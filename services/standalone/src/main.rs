@@ -1,6 +1,7 @@
 //! `iee`: every IEE service in one process (`iee standalone`) and the command-line verbs.
 
 mod decide;
+mod demo;
 mod events;
 mod profiles;
 mod standalone;
@@ -31,6 +32,9 @@ enum Command {
         #[command(subcommand)]
         command: decide::DecideCommand,
     },
+    /// Runs the whole engine in this process against simulated customers for a while, then
+    /// prints what it learned and what it changed (KPIs against a holdout) and writes a report.
+    Demo(demo::DemoArgs),
     /// Works with events.
     Events {
         #[command(subcommand)]
@@ -54,6 +58,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,
         Command::Decide { command } => decide::run(command).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Events { command } => events::run(command).await,
         Command::Profiles { command } => profiles::run(command).await,
         Command::Train { command } => train::run(command),
