@@ -4,11 +4,13 @@
 mod cluster;
 mod events;
 mod loop_services;
+mod otlp;
 mod profile_nodes;
 
 pub use cluster::{Backend, TEST_SHARDS, TestCluster};
 pub use events::{event, events_for, valid_event};
 pub use loop_services::{LoopServices, connect_retrying};
+pub use otlp::{ExportedSpan, OtlpCollector, SpanKind, hex};
 pub use profile_nodes::{ProfileNodes, ProfileProcess, metric_value, scrape_metrics};
 
 use iee_test_support::ServerProcess;

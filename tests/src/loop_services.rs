@@ -1,11 +1,13 @@
 //! `LoopServices`: the decision loop as separate processes over one private Redis: `iee-ingest`,
-//! `iee-profile` nodes, `iee-predict` and `iee-decide` (which can be killed and restarted).
+//! `iee-profile` nodes, `iee-predict`, `iee-decide` (which can be killed and restarted) and
+//! `iee-kpi`.
 
 use std::time::Duration;
 
 use iee_api::{
     decide::{DecideApi, DecideClient, PutConfigRequest},
     ingest::{IngestRequest, TouchpointApi, TouchpointClient},
+    kpi::KpiClient,
     pb::common::Event,
 };
 use iee_test_support::{RedisServer, ServerProcess, free_port};
@@ -26,6 +28,8 @@ pub struct LoopServices {
     pub decide: Option<ServerProcess>,
     /// The decision service's metrics endpoint (`host:port`, stable across restarts).
     pub decide_metrics: String,
+    /// The KPI service.
+    pub kpi: ServerProcess,
     decide_envs: Vec<(String, String)>,
 }
 
@@ -33,6 +37,11 @@ impl std::fmt::Debug for LoopServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopServices").finish_non_exhaustive()
     }
+}
+
+/// `(key, value)` pairs as the process spawners take them.
+fn borrowed(envs: &[(String, String)]) -> Vec<(&str, &str)> {
+    envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 fn json_list(items: &[String]) -> String {
@@ -49,10 +58,35 @@ impl LoopServices {
         profile_envs: &[(&str, &str)],
         decide_envs: &[(&str, &str)],
     ) -> Self {
+        Self::start_with_envs(profile_nodes, profile_envs, decide_envs, &[]).await
+    }
+
+    /// [`LoopServices::start`], with `common_envs` set for every process (e.g. the `OTEL_*`
+    /// variables of [`crate::OtlpCollector::otel_envs`]); the service-specific ones come after
+    /// them, so they win.
+    pub async fn start_with_envs(
+        profile_nodes: usize,
+        profile_envs: &[(&str, &str)],
+        decide_envs: &[(&str, &str)],
+        common_envs: &[(String, String)],
+    ) -> Self {
+        let common: Vec<(&str, &str)> = common_envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let with_common = |envs: &[(&str, &str)]| -> Vec<(String, String)> {
+            common
+                .iter()
+                .chain(envs)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
         let redis = RedisServer::start();
         let url = redis.url();
-        let profiles = ProfileNodes::start(&url, profile_nodes, profile_envs).await;
+        let profile_envs = with_common(profile_envs);
+        let profiles = ProfileNodes::start(&url, profile_nodes, &borrowed(&profile_envs)).await;
         let shards = TEST_SHARDS.to_string();
+        let ingest_envs = with_common(&[("IEE_CLUSTER__SHARD_COUNT", &shards)]);
         let ingest = ServerProcess::spawn(
             "iee-ingest",
             &[
@@ -63,12 +97,18 @@ impl LoopServices {
                 "--metrics-listen",
                 "",
             ],
-            &[("IEE_CLUSTER__SHARD_COUNT", &shards)],
+            &borrowed(&ingest_envs),
         );
         let seeds: Vec<String> = (0..profiles.len())
             .map(|i| profiles.node(i).addr.clone())
             .collect();
         let seeds = json_list(&seeds);
+        let predict_envs = with_common(&[
+            ("IEE_CLUSTER__SHARD_COUNT", &shards),
+            ("IEE_PREDICT__PROFILE_SEEDS", &seeds),
+            ("IEE_PREDICT__LEARN_SYNC_INTERVAL_MS", "200"),
+            ("IEE_PREDICT__REFRESH_INTERVAL_MS", "200"),
+        ]);
         let predict = ServerProcess::spawn(
             "iee-predict",
             &[
@@ -79,14 +119,28 @@ impl LoopServices {
                 "--metrics-listen",
                 "",
             ],
-            &[
-                ("IEE_CLUSTER__SHARD_COUNT", &shards),
-                ("IEE_PREDICT__PROFILE_SEEDS", &seeds),
-                ("IEE_PREDICT__LEARN_SYNC_INTERVAL_MS", "200"),
-                ("IEE_PREDICT__REFRESH_INTERVAL_MS", "200"),
-            ],
+            &borrowed(&predict_envs),
         );
-        let mut envs: Vec<(String, String)> = vec![
+        let kpi_envs = with_common(&[
+            ("IEE_CLUSTER__SHARD_COUNT", &shards),
+            ("IEE_KPI__PARTITIONS", "4"),
+            ("IEE_KPI__POLL_BLOCK_MS", "50"),
+            ("IEE_KPI__GAUGE_INTERVAL_SECS", "0"),
+        ]);
+        let kpi = ServerProcess::spawn(
+            "iee-kpi",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-url",
+                &url,
+                "--metrics-listen",
+                "",
+            ],
+            &borrowed(&kpi_envs),
+        );
+        let mut envs = with_common(&[]);
+        envs.extend([
             ("IEE_CLUSTER__SHARD_COUNT".into(), shards),
             ("IEE_DECIDE__PROFILE_SEEDS".into(), seeds),
             ("IEE_DECIDE__PREDICT_ENDPOINT".into(), predict.endpoint()),
@@ -98,7 +152,7 @@ impl LoopServices {
             ("IEE_DECIDE__RESERVE_TIMEOUT_MS".into(), "5000".into()),
             // Tests send bursts on purpose; admission control has its own test.
             ("IEE_DECIDE__MAX_IN_FLIGHT".into(), "1024".into()),
-        ];
+        ]);
         envs.extend(
             decide_envs
                 .iter()
@@ -111,6 +165,7 @@ impl LoopServices {
             predict,
             decide: None,
             decide_metrics: format!("127.0.0.1:{}", free_port()),
+            kpi,
             decide_envs: envs,
         };
         services.spawn_decide();
@@ -121,11 +176,7 @@ impl LoopServices {
     pub fn spawn_decide(&mut self) {
         assert!(self.decide.is_none(), "iee-decide is already running");
         let url = self.redis.url();
-        let envs: Vec<(&str, &str)> = self
-            .decide_envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let envs = borrowed(&self.decide_envs);
         self.decide = Some(ServerProcess::spawn(
             "iee-decide",
             &[
@@ -154,6 +205,12 @@ impl LoopServices {
             .expect("iee-decide is running")
             .endpoint();
         crate::connect_retrying(|| DecideClient::connect(endpoint.clone())).await
+    }
+
+    /// A client of the KPI service.
+    pub async fn kpi_client(&self) -> KpiClient {
+        let endpoint = self.kpi.endpoint();
+        crate::connect_retrying(|| KpiClient::connect(endpoint.clone())).await
     }
 
     /// A client of the ingest service.

@@ -144,6 +144,8 @@ fn gen_config() -> Result<()> {
         "iee-predict",
         "-p",
         "iee-decide",
+        "-p",
+        "iee-kpi",
     ])?;
     for (binary, args, example) in [
         (
@@ -170,6 +172,11 @@ fn gen_config() -> Result<()> {
             "iee-decide",
             &["--print-config"][..],
             "services/decide/iee-decide.example.toml",
+        ),
+        (
+            "iee-kpi",
+            &["--print-config"][..],
+            "services/kpi/iee-kpi.example.toml",
         ),
     ] {
         let mut command = Command::new(Path::new("target/debug").join(binary));

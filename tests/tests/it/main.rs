@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod decide;
+mod demo;
 mod durability;
 mod idempotency;
 mod identify;
+mod kpi;
 mod outage;
 mod predict;
 mod profile;
@@ -15,6 +17,7 @@ mod profile_standalone;
 mod rejected;
 mod standalone;
 mod stream;
+mod trace_loop;
 mod tracing;
 mod validation;
 

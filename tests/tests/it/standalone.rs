@@ -118,6 +118,11 @@ fn printed_default_configs_match_the_example_files() {
             vec!["--print-config"],
             "services/decide/iee-decide.example.toml",
         ),
+        (
+            "iee-kpi",
+            vec!["--print-config"],
+            "services/kpi/iee-kpi.example.toml",
+        ),
     ] {
         let mut command = Command::new(bin_path(binary));
         command.args(&args);
@@ -174,6 +179,7 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
             "grpc.health.v1.Health",
             "iee.decide.v1.DecisionService",
             "iee.ingest.v1.TouchpointService",
+            "iee.kpi.v1.KpiService",
             "iee.predict.v1.PredictionService",
             "iee.profile.v1.ProfileService"
         ],
@@ -186,5 +192,12 @@ fn grpcurl_finds_and_calls_the_service_through_reflection() {
         "iee.ingest.v1.TouchpointService/Ingest",
     ]);
     assert!(answer.contains("EVENT_STATUS_ACCEPTED"), "{answer}");
+    let catalogue = grpcurl(&[
+        "-d",
+        r#"{"tenant_id":"acme"}"#,
+        &addr,
+        "iee.kpi.v1.KpiService/ListMetrics",
+    ]);
+    assert!(catalogue.contains(r#""name": "nps""#), "{catalogue}");
     assert!(iee.signal_and_wait_blocking("TERM").success());
 }
