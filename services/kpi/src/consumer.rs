@@ -9,7 +9,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -38,6 +41,8 @@ pub(crate) struct Aggregator {
     pub stores: Stores,
     pub shard_count: u32,
     pub metrics: KpiMetrics,
+    /// True once a round has succeeded, false again while rounds fail (the readiness probe).
+    pub ready: AtomicBool,
 }
 
 /// Where one partition's shards stand: shard → committed offset (`None`: never committed).
@@ -90,6 +95,7 @@ pub(crate) async fn run(aggregator: Arc<Aggregator>, stop: Shutdown) {
             () = stop.wait() => return,
             round = aggregator.round(&mut partitions, &mut loaded, &mut vocabulary) => round,
         };
+        aggregator.ready.store(round.is_ok(), Ordering::Release);
         if let Err(err) = round {
             tracing::warn!(error = %err, "kpi aggregation round failed; retrying");
             aggregator.metrics.failed_rounds.inc();

@@ -1,16 +1,24 @@
 //! `KpiNode`: the KPI service as a unit that runs in its own binary, in standalone and in tests
 //! alike.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use iee_api::kpi::{KpiApi, KpiClient};
+use iee_api::kpi::{KpiApi, KpiClient, kpi_service_server::KpiServiceServer};
 use iee_config::ClusterConfig;
 use iee_runtime::{Background, GrpcServer};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
 
+use tonic::server::NamedService;
+
 use crate::{
-    KpiConfig,
+    KpiConfig, KpiGrpc,
     consumer::{self, Aggregator},
     gauges,
     metrics::KpiMetrics,
@@ -53,6 +61,7 @@ impl KpiNode {
             stores,
             shard_count: cluster.shard_count,
             metrics,
+            ready: AtomicBool::new(false),
         });
         Self {
             aggregator,
@@ -82,13 +91,27 @@ impl KpiNode {
         }
     }
 
-    /// Adds `KpiService` to `server`.
+    /// Adds `KpiService` to `server`, SERVING once an aggregation round has succeeded and
+    /// NOT_SERVING while rounds fail (storage unreachable).
     pub fn register(&self, server: &mut GrpcServer) {
         let api: Arc<dyn KpiApi> = self.service.clone();
         server.add_service(crate::grpc::service(
             api,
             self.aggregator.metrics.rpc.clone(),
         ));
+        let aggregator = self.aggregator.clone();
+        server.add_readiness_probe(
+            <KpiServiceServer<KpiGrpc> as NamedService>::NAME,
+            Arc::new(move || {
+                let ready = aggregator.ready.load(Ordering::Acquire);
+                Box::pin(async move { ready })
+            }),
+        );
+    }
+
+    /// Whether an aggregation round has succeeded and none has failed since.
+    pub fn is_ready(&self) -> bool {
+        self.aggregator.ready.load(Ordering::Acquire)
     }
 
     /// An in-process client.

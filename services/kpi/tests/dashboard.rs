@@ -133,6 +133,7 @@ async fn the_node_exports_kpis_and_the_dashboard_reads_only_exported_metrics() {
         stores,
         &registry,
     );
+    assert!(!node.is_ready(), "ready before any aggregation round");
     node.start();
     let nps = r#"iee_kpi_value{tenant="acme",metric="nps",channel="all"} 50.0"#;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -147,6 +148,7 @@ async fn the_node_exports_kpis_and_the_dashboard_reads_only_exported_metrics() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert!(node.is_ready(), "not ready after aggregating");
     node.stop().await;
     // NPS of the treatment is 100 (all promoters), of control -100: uplift 200.
     assert!(
