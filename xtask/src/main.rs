@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: what CI runs, runnable by anyone. `cargo xtask ci` is exactly CI.
 
+mod chart;
 mod loadtest;
 mod smoke;
 
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Everything CI checks: format, lints, build, all tests, the smoke load test.
+    /// Everything CI checks: format, lints, the Helm chart, build, all tests, the smoke load test.
     Ci,
     /// `buf lint` of the contracts, `cargo fmt --check` and clippy with warnings denied.
     Lint,
@@ -33,6 +34,9 @@ enum Task {
     Loadtest(loadtest::LoadtestArgs),
     /// Regenerates the example configuration files from the binaries' defaults.
     GenConfig,
+    /// Lints and renders the Helm chart (charts/iee) in every scenario, validates the objects
+    /// against the Kubernetes schemas, checks rejected values and that k8s/ is up to date.
+    Chart(chart::ChartArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,6 +45,7 @@ fn main() -> Result<()> {
     match cli.task {
         Task::Ci => {
             lint()?;
+            chart::run(&chart::ChartArgs::default())?;
             test()?;
             smoke::run()
         }
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
         }
         Task::Loadtest(args) => loadtest::run(args),
         Task::GenConfig => gen_config(),
+        Task::Chart(args) => chart::run(&args),
     }
 }
 
