@@ -143,7 +143,8 @@ impl Issues {
 /// Validates and compiles a whole configuration for `tenant_id`; every issue found is returned
 /// (not just the first). A syntax or type error of the YAML itself stops the check there.
 pub fn compile(tenant_id: &str, yaml: &str) -> Result<DecisionConfig, Vec<ConfigIssue>> {
-    let raw: RawConfig = serde_yaml_ng::from_str(yaml).map_err(|e| vec![yaml_issue(&e)])?;
+    let raw: RawConfig = serde_yaml_ng::from_str(yaml)
+        .map_err(|e| vec![with_document_line(yaml_issue(&e), yaml)])?;
     let mut issues = Issues::default();
     if let Some(declared) = &raw.tenant
         && declared != tenant_id
@@ -216,6 +217,29 @@ pub fn declared_tenant(yaml: &str) -> Option<String> {
 }
 
 /// A YAML syntax or type error: serde's message, split into path and reason when it has a path.
+/// A parse issue without a position (the parser reports none for a second document) gets the
+/// line of the second document's `---` marker.
+fn with_document_line(mut issue: ConfigIssue, yaml: &str) -> ConfigIssue {
+    if issue.line == 0 && issue.message.contains("more than one document") {
+        let mut markers = yaml
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim_end() == "---" || l.starts_with("--- "));
+        // A leading marker opens the first document; the next one starts the second.
+        let first_content = yaml
+            .lines()
+            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if let Some((i, _)) = markers.find(|(i, _)| Some(*i) > first_content) {
+            issue.line = u32::try_from(i + 1).unwrap_or(0);
+            issue.column = 1;
+            issue.message = "a configuration is one YAML document; remove this `---` and \
+                             what follows, or put it in a file of its own"
+                .to_owned();
+        }
+    }
+    issue
+}
+
 fn yaml_issue(error: &serde_yaml_ng::Error) -> ConfigIssue {
     let (line, column) = error.location().map_or((0, 0), |l| {
         let clamp = |n: usize| u32::try_from(n).unwrap_or(0);

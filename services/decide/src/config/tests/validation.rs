@@ -450,3 +450,15 @@ contact_policies:
         "actions[0].eligibility (line 7, column 5): undeclared reference to 'profil'"
     );
 }
+
+#[test]
+fn a_second_yaml_document_is_refused_at_its_marker() {
+    let found = issues("actions:\n  - {id: a, channels: [web], direction: inbound}\n--- \nb: 1\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].line, 3, "{found:?}");
+    assert!(found[0].message.contains("one YAML document"), "{found:?}");
+    // A leading marker only opens the first document.
+    let leading =
+        issues("---\nactions:\n  - {id: a, channels: [web], direction: inbound}\n---\nx: 1\n");
+    assert_eq!(leading[0].line, 4, "{leading:?}");
+}
