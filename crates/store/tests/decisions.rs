@@ -2,42 +2,18 @@
 //! log, the outbound streams and the signal cursors, checked against both backends.
 #![allow(clippy::unwrap_used)] // Test code: a panic with the error is the failure report.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+mod common;
+
+use std::{collections::HashMap, time::Duration};
 
 use iee_store::{
-    ActiveConfig, ConfigActivation, MemoryStore, OutboundEntry, Published, Recorded, RedisConfig,
-    RedisStore, StoreError, StoredConfig, Stores,
+    ActiveConfig, ConfigActivation, OutboundEntry, Published, Recorded, StoreError, StoredConfig,
+    Stores,
 };
-use iee_test_support::{RedisServer, wait_until};
+use iee_test_support::wait_until;
 
 /// Long enough that nothing expires during a check that does not wait for it.
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// The stores under test; keeps the Redis server alive as long as they are used.
-struct Backend {
-    stores: Stores,
-    _server: Option<RedisServer>,
-}
-
-fn memory() -> Backend {
-    Backend {
-        stores: Stores::from_one(Arc::new(MemoryStore::new(1))),
-        _server: None,
-    }
-}
-
-fn redis() -> Backend {
-    let server = RedisServer::start();
-    let store = RedisStore::open(&RedisConfig {
-        url: server.url(),
-        ..RedisConfig::default()
-    })
-    .unwrap();
-    Backend {
-        stores: Stores::from_one(Arc::new(store)),
-        _server: Some(server),
-    }
-}
 
 /// Runs one behavioural check against both backends.
 macro_rules! both {
@@ -45,12 +21,12 @@ macro_rules! both {
         mod $name {
             #[tokio::test]
             async fn in_memory() {
-                super::$name(&super::memory().stores).await;
+                super::$name(&crate::common::memory(1).stores).await;
             }
 
             #[tokio::test]
             async fn on_redis() {
-                let backend = super::redis();
+                let backend = crate::common::redis();
                 super::$name(&backend.stores).await;
             }
         }

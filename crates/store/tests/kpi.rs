@@ -3,13 +3,13 @@
 //! partitions, checked against both backends.
 #![allow(clippy::unwrap_used)] // Test code: a panic with the error is the failure report.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+mod common;
+
+use std::{collections::HashMap, time::Duration};
 
 use iee_store::{
-    CustomerWrite, Granularity, KpiCommit, KpiIncrement, KpiMark, MarkOp, MemoryStore, OffsetMove,
-    RedisConfig, RedisStore, Stores,
+    CustomerWrite, Granularity, KpiCommit, KpiIncrement, KpiMark, MarkOp, OffsetMove, Stores,
 };
-use iee_test_support::RedisServer;
 
 /// Measurement partitions (the in-memory store is sized for at least as many shards).
 const PARTS: u32 = 4;
@@ -19,42 +19,17 @@ const FAMILIES: &[&str] = &["dec.n", "ev", "ses.b"];
 /// Far in the future, Unix ms.
 const LATER_MS: i64 = 4_000_000_000_000;
 
-struct Backend {
-    stores: Stores,
-    _server: Option<RedisServer>,
-}
-
-fn memory() -> Backend {
-    Backend {
-        stores: Stores::from_one(Arc::new(MemoryStore::new(PARTS))),
-        _server: None,
-    }
-}
-
-fn redis() -> Backend {
-    let server = RedisServer::start();
-    let store = RedisStore::open(&RedisConfig {
-        url: server.url(),
-        ..RedisConfig::default()
-    })
-    .unwrap();
-    Backend {
-        stores: Stores::from_one(Arc::new(store)),
-        _server: Some(server),
-    }
-}
-
 macro_rules! both {
     ($name:ident) => {
         mod $name {
             #[tokio::test]
             async fn in_memory() {
-                super::$name(&super::memory().stores).await;
+                super::$name(&crate::common::memory(super::PARTS).stores).await;
             }
 
             #[tokio::test]
             async fn on_redis() {
-                let backend = super::redis();
+                let backend = crate::common::redis();
                 super::$name(&backend.stores).await;
             }
         }

@@ -2,45 +2,25 @@
 //! same behavioural checks against the in-memory store and a real `redis-server`.
 #![allow(clippy::unwrap_used)] // Test code: a panic with the error is the failure report.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use iee_store::{
-    Acquire, AppendOutcome, AppendRequest, Lease, Member, MemoryStore, PROFILE_CONSUMER,
-    ProfileKey, RedisConfig, RedisStore, ShardOwner, ShardWrite, Stores, Timer, WriteOutcome,
+    Acquire, AppendOutcome, AppendRequest, Lease, Member, PROFILE_CONSUMER, ProfileKey, ShardOwner,
+    ShardWrite, Stores, Timer, WriteOutcome,
 };
-use iee_test_support::{RedisServer, wait_until};
+use iee_test_support::wait_until;
 
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(300);
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The stores under test; keeps the Redis server alive as long as they are used.
-struct Backend {
-    stores: Stores,
-    server: Option<RedisServer>,
-}
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{Backend, redis};
 
 fn memory() -> Backend {
-    Backend {
-        stores: Stores::from_one(Arc::new(MemoryStore::new(8))),
-        server: None,
-    }
-}
-
-fn redis() -> Backend {
-    let server = RedisServer::start();
-    let store = RedisStore::open(&RedisConfig {
-        url: server.url(),
-        ..RedisConfig::default()
-    })
-    .unwrap();
-    Backend {
-        stores: Stores::from_one(Arc::new(store)),
-        server: Some(server),
-    }
+    common::memory(8)
 }
 
 /// Runs each behaviour against both backends as tests `<behaviour>::memory` and
