@@ -26,7 +26,8 @@ pub struct LoopServices {
     pub predict: ServerProcess,
     /// The decision service, while running.
     pub decide: Option<ServerProcess>,
-    /// The decision service's metrics endpoint (`host:port`, stable across restarts).
+    /// The decision service's metrics endpoint (`host:port`, stable across restarts unless the
+    /// port was taken by another process meanwhile).
     pub decide_metrics: String,
     /// The KPI service.
     pub kpi: ServerProcess,
@@ -177,18 +178,30 @@ impl LoopServices {
         assert!(self.decide.is_none(), "iee-decide is already running");
         let url = self.redis.url();
         let envs = borrowed(&self.decide_envs);
-        self.decide = Some(ServerProcess::spawn(
-            "iee-decide",
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--redis-url",
-                &url,
-                "--metrics-listen",
-                &self.decide_metrics,
-            ],
-            &envs,
-        ));
+        // The metrics port was picked free earlier; if another process took it meanwhile, the
+        // start is retried on a new one.
+        for attempt in 1.. {
+            let started = ServerProcess::try_spawn(
+                "iee-decide",
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--redis-url",
+                    &url,
+                    "--metrics-listen",
+                    &self.decide_metrics,
+                ],
+                &envs,
+            );
+            match started {
+                Ok(process) => {
+                    self.decide = Some(process);
+                    return;
+                }
+                Err(err) if attempt >= 5 => panic!("{err} (after {attempt} attempts)"),
+                Err(_) => self.decide_metrics = format!("127.0.0.1:{}", free_port()),
+            }
+        }
     }
 
     /// SIGKILL of the decision service; waits for the exit.

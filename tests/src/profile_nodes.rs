@@ -92,25 +92,36 @@ impl ProfileNodes {
     pub fn spawn(&mut self, envs: &[(&str, &str)]) -> usize {
         let index = self.nodes.len();
         let node_id = format!("p{index}");
-        let metrics_addr = format!("127.0.0.1:{}", free_port());
         let shards = TEST_SHARDS.to_string();
         let mut all: Vec<(&str, &str)> = vec![
             ("IEE_CLUSTER__SHARD_COUNT", &shards),
             ("IEE_PROFILE__NODE_ID", &node_id),
         ];
         all.extend_from_slice(envs);
-        let process = ServerProcess::spawn(
-            "iee-profile",
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--redis-url",
-                &self.redis_url,
-                "--metrics-listen",
-                &metrics_addr,
-            ],
-            &all,
-        );
+        // The metrics port is picked free, then bound by the child: another process may take
+        // it in between, so a start that fails is retried on a new port.
+        let mut attempts = 0;
+        let (process, metrics_addr) = loop {
+            attempts += 1;
+            let metrics_addr = format!("127.0.0.1:{}", free_port());
+            let started = ServerProcess::try_spawn(
+                "iee-profile",
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--redis-url",
+                    &self.redis_url,
+                    "--metrics-listen",
+                    &metrics_addr,
+                ],
+                &all,
+            );
+            match started {
+                Ok(process) => break (process, metrics_addr),
+                Err(err) if attempts >= 5 => panic!("{err} (after {attempts} attempts)"),
+                Err(_) => {}
+            }
+        };
         self.nodes.push(ProfileProcess {
             node_id,
             addr: process.addr.clone(),

@@ -20,6 +20,16 @@ impl ServerProcess {
     /// # Panics
     /// If it does not start or prints something else first.
     pub fn spawn(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::try_spawn(name, args, envs).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`ServerProcess::spawn`], with the failure to start as an error (e.g. a port it was
+    /// given was taken meanwhile), so the caller can retry with another one. The process is
+    /// reaped on failure.
+    ///
+    /// # Panics
+    /// If the binary cannot be run at all.
+    pub fn try_spawn(name: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<Self, String> {
         let mut child = Command::new(crate::bin_path(name))
             .args(args)
             .env_remove("RUST_LOG")
@@ -33,12 +43,19 @@ impl ServerProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("the server prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{name} printed {line:?} instead of `listening on <addr>`"))
-            .to_owned();
-        Self { child, addr }
+        match line.trim().strip_prefix("listening on ") {
+            Some(addr) => Ok(Self {
+                child,
+                addr: addr.to_owned(),
+            }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "{name} printed {line:?} instead of `listening on <addr>`"
+                ))
+            }
+        }
     }
 
     /// `http://<addr>`.
