@@ -55,6 +55,8 @@ struct Batch {
     moves: Vec<OffsetMove>,
     /// `(tenant, customer key)` of the batch, each once.
     keys: Vec<(String, String)>,
+    /// For each record, its customer's index in `keys` (`None`: a record without an event).
+    customer_of: Vec<Option<usize>>,
     newest_received_ms: i64,
 }
 
@@ -215,6 +217,7 @@ impl Aggregator {
                 records: Vec::new(),
                 moves: Vec::new(),
                 keys: Vec::new(),
+                customer_of: Vec::new(),
                 newest_received_ms: 0,
             });
             for entry in entries {
@@ -244,12 +247,19 @@ impl Aggregator {
             });
         }
         for batch in batches.values_mut() {
-            let mut seen = std::collections::HashSet::new();
-            for key in batch.records.iter().filter_map(key_of) {
-                if seen.insert(key.clone()) {
-                    batch.keys.push(key);
-                }
-            }
+            let mut index: HashMap<(String, String), usize> = HashMap::new();
+            batch.customer_of = batch
+                .records
+                .iter()
+                .map(|record| {
+                    let key = key_of(record)?;
+                    let next = batch.keys.len();
+                    Some(*index.entry(key).or_insert_with_key(|key| {
+                        batch.keys.push(key.clone());
+                        next
+                    }))
+                })
+                .collect();
         }
         batches.into_values().collect()
     }
@@ -272,8 +282,6 @@ impl Aggregator {
             iee_telemetry::add_link(&span, &record.traceparent);
         }
         let _entered = span.enter();
-        let index: HashMap<&(String, String), usize> =
-            batch.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
         let mut states: Vec<Option<CustomerState>> = stored
             .into_iter()
             .map(|bytes| {
@@ -288,8 +296,8 @@ impl Aggregator {
         let mut touched = vec![false; batch.keys.len()];
         let mut out = Observations::default();
         let mut tenants: Vec<String> = Vec::new();
-        for record in &batch.records {
-            let Some(i) = key_of(record).and_then(|k| index.get(&k).copied()) else {
+        for (record, customer) in batch.records.iter().zip(&batch.customer_of) {
+            let Some(i) = *customer else {
                 self.metrics.skipped("no event");
                 continue;
             };

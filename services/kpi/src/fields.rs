@@ -202,6 +202,30 @@ pub fn parse_field(field: &str) -> Option<(&str, Dims)> {
     ))
 }
 
+/// The bookkeeping marks of experiments (see `iee_store::KpiMark`): written by the fold when a
+/// customer is first assigned, read by `GetExperiment`.
+pub mod mark {
+    /// The field of an experiment's first assignment time (Unix ms, the minimum is kept).
+    pub fn first_assigned(experiment: &str) -> String {
+        format!("exp|{experiment}|first")
+    }
+
+    /// The field of an experiment's latest assignment time (Unix ms, the maximum is kept).
+    pub fn last_assigned(experiment: &str) -> String {
+        format!("exp|{experiment}|last")
+    }
+
+    /// The field of an arm's planned allocation; `arm` is `<experiment>/<arm>`.
+    pub fn allocation(arm: &str) -> String {
+        format!("arm|{arm}|alloc")
+    }
+
+    /// The `<experiment>/<arm>` of an allocation field, `None` for other fields.
+    pub fn allocation_arm(field: &str) -> Option<&str> {
+        field.strip_prefix("arm|")?.strip_suffix("|alloc")
+    }
+}
+
 /// The `ret.<N>` statistic of retention week `week`.
 pub fn retained(week: u32) -> String {
     format!("{}{week}", stat::RETAINED_PREFIX)
@@ -244,5 +268,8 @@ mod tests {
         );
         assert_eq!(dims.value(Dimension::Action), NO_ACTION);
         assert_eq!(retained(4), "ret.4");
+        let field = mark::allocation("action:offer/control");
+        assert_eq!(mark::allocation_arm(&field), Some("action:offer/control"));
+        assert_eq!(mark::allocation_arm(&mark::first_assigned("global")), None);
     }
 }

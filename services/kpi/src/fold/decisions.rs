@@ -10,7 +10,7 @@ use super::folder::{Ctx, Folded, emit, emit_arms};
 use super::observations::Observations;
 use super::state::{Assignment, CustomerState, RecentDecision, Row};
 use super::vocabulary::Vocabulary;
-use crate::fields::stat;
+use crate::fields::{mark, stat};
 
 /// Event type of reported outcomes.
 const OUTCOME_TYPE: &str = "decision_outcome";
@@ -143,19 +143,19 @@ fn assign(
         let experiment = &arm.experiment_id;
         out.mark(
             ctx.tenant,
-            format!("exp|{experiment}|first"),
+            mark::first_assigned(experiment),
             MarkOp::Min,
             at_ms,
         );
         out.mark(
             ctx.tenant,
-            format!("exp|{experiment}|last"),
+            mark::last_assigned(experiment),
             MarkOp::Max,
             at_ms,
         );
         out.mark(
             ctx.tenant,
-            format!("arm|{label}|alloc"),
+            mark::allocation(&label),
             MarkOp::Set,
             arm.allocation,
         );

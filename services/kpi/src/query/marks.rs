@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::fields::mark;
+
 /// What the marks say about one experiment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct ExperimentMarks {
@@ -12,16 +14,6 @@ pub(super) struct ExperimentMarks {
     pub last_ms: Option<f64>,
     /// Planned allocation by arm name (any partition's value: every one records the same plan).
     pub allocations: BTreeMap<String, f64>,
-}
-
-/// The field of an experiment's first assignment time.
-fn first_field(experiment: &str) -> String {
-    format!("exp|{experiment}|first")
-}
-
-/// The field of an experiment's latest assignment time.
-fn last_field(experiment: &str) -> String {
-    format!("exp|{experiment}|last")
 }
 
 /// The arm name of an `<experiment>/<arm>` value when it belongs to `experiment`. The split is
@@ -36,7 +28,10 @@ pub(super) fn experiment_marks(
     partitions: &[HashMap<String, f64>],
     experiment: &str,
 ) -> Option<ExperimentMarks> {
-    let (first, last) = (first_field(experiment), last_field(experiment));
+    let (first, last) = (
+        mark::first_assigned(experiment),
+        mark::last_assigned(experiment),
+    );
     let mut marks = ExperimentMarks::default();
     let mut found = false;
     for partition in partitions {
@@ -49,10 +44,7 @@ pub(super) fn experiment_marks(
             found = true;
         }
         for (field, &share) in partition {
-            let Some(arm) = field
-                .strip_prefix("arm|")
-                .and_then(|f| f.strip_suffix("|alloc"))
-                .and_then(|value| arm_of(value, experiment))
+            let Some(arm) = mark::allocation_arm(field).and_then(|value| arm_of(value, experiment))
             else {
                 continue;
             };
