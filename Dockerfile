@@ -9,10 +9,11 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 COPY . .
 # Cache mounts keep the registry and target/ between builds; the binaries are copied out in the
-# same step because the cache is not part of the image.
+# same step because the cache is not part of the image. iee-profile gets its `kube` feature, so
+# the chart's components.profile.membership=kubernetes works with this image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins --workspace --exclude xtask \
+    cargo build --release --locked --bins --workspace --exclude xtask --features iee-profile/kube \
  && mkdir -p /out \
  && for bin in iee iee-ingest iee-profile iee-predict iee-decide iee-kpi iee-loadtest; do \
         cp "target/release/${bin}" /out/; \

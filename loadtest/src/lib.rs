@@ -2,6 +2,7 @@
 //! events, latency measured from each request's scheduled time, and pass/fail thresholds.
 
 pub mod generator;
+pub mod neighbours;
 pub mod report;
 pub mod run;
 pub mod scenario;

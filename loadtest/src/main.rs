@@ -6,6 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use iee_loadtest::{
+    neighbours::{self, NeighboursArgs},
     run::{Failure, RunArgs, run},
     scenario::Scenario,
 };
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Runs a scenario against a target and reports the result.
     Run(RunArgs),
+    /// Measures whether one tenant's ingest flood slows another tenant's decisions.
+    Neighbours(NeighboursArgs),
     /// Validates scenario files without sending anything.
     Check {
         /// The scenario files.
@@ -47,6 +50,33 @@ async fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
             Err(Failure::Run(error)) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(EXIT_BREACHED)
+            }
+        },
+        Command::Neighbours(args) => match neighbours::run(&args).await {
+            Ok(report) => {
+                neighbours::print(&report);
+                if let Some(path) = &args.report
+                    && let Err(err) =
+                        std::fs::write(path, serde_json::to_vec_pretty(&report).unwrap_or_default())
+                {
+                    eprintln!("error: cannot write {}: {err}", path.display());
+                    return ExitCode::from(EXIT_BREACHED);
+                }
+                match args.max_p99_increase {
+                    Some(limit) if report.p99_increase > limit => {
+                        eprintln!(
+                            "the flood raised the quiet tenant's p99 by {:.1} % (limit {:.1} %)",
+                            report.p99_increase * 100.0,
+                            limit * 100.0
+                        );
+                        ExitCode::from(EXIT_BREACHED)
+                    }
+                    _ => ExitCode::SUCCESS,
+                }
+            }
+            Err(error) => {
                 eprintln!("error: {error:#}");
                 ExitCode::from(EXIT_BREACHED)
             }

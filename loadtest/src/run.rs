@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use iee_api::pb::ingest::touchpoint_service_client::TouchpointServiceClient;
-use iee_api::tonic::transport::{Channel, Endpoint, Uri};
+use iee_api::tonic::transport::{Channel, Uri};
 
 use crate::{
     generator::Generator,
@@ -156,11 +156,12 @@ pub async fn run(args: &RunArgs) -> Result<Report, Failure> {
 }
 
 async fn connect(target: &str) -> anyhow::Result<TouchpointServiceClient<Channel>> {
-    let channel = Endpoint::from_shared(target.to_owned())
+    let endpoint = iee_api::transport::endpoint(target)
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("invalid target {target}"))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect()
+        .tcp_nodelay(true);
+    let channel = iee_api::transport::connect(endpoint)
         .await
         .with_context(|| format!("cannot connect to {target}"))?;
     Ok(TouchpointServiceClient::new(channel)

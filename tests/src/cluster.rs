@@ -102,6 +102,7 @@ impl TestCluster {
             shutdown_grace_ms: 0,
             drain_timeout_ms: 2_000,
             readiness_interval_ms: 100,
+            ..ServerConfig::default()
         })
         .await
         .expect("bind loopback");

@@ -18,8 +18,10 @@ use self::{
 mod checks;
 mod helm;
 
-/// The Kubernetes version rendered objects are validated against (`kubernetes-validate -k`).
-pub(crate) const KUBERNETES_VERSION: &str = "1.33.0";
+/// The Kubernetes versions rendered objects are validated against (`kubernetes-validate -k`):
+/// the oldest the chart supports (native gRPC probes, and the pod-index label kpi takes its
+/// ordinal from, are on by default since 1.28), a middle one, and the newest with schemas.
+pub(crate) const KUBERNETES_VERSIONS: [&str; 3] = ["1.28.0", "1.33.0", "1.37.0"];
 const CHART: &str = "charts/iee";
 const RELEASE: &str = "iee";
 const NAMESPACE: &str = "iee";
@@ -40,8 +42,9 @@ pub(crate) fn run(args: &ChartArgs) -> Result<()> {
     let _ = fs::remove_dir_all(&out);
     result?;
     eprintln!(
-        "chart: ok in {:.1}s (kubernetes-validate --strict against {KUBERNETES_VERSION})",
-        started.elapsed().as_secs_f64()
+        "chart: ok in {:.1}s (kubernetes-validate --strict against {})",
+        started.elapsed().as_secs_f64(),
+        KUBERNETES_VERSIONS.join(", ")
     );
     Ok(())
 }
@@ -198,34 +201,40 @@ fn sync_manifests(helm: &Helm, bless: bool) -> Result<()> {
     Ok(())
 }
 
-/// Every rendered object against the Kubernetes OpenAPI schemas, unknown fields rejected.
+/// Every rendered object against the Kubernetes OpenAPI schemas of every version in
+/// [`KUBERNETES_VERSIONS`], unknown fields rejected.
 fn validate(files: &[PathBuf]) -> Result<()> {
-    let output = Command::new("kubernetes-validate")
-        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
-        .args(files)
-        .output()
-        .context("run kubernetes-validate (pip install kubernetes-validate; .ci/run does it)")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // Prometheus Operator kinds have no schema in kubernetes-validate; everything else must pass.
-    let problems: Vec<&str> = stdout
-        .lines()
-        .chain(stderr.lines())
-        .filter(|l| !l.trim().is_empty())
-        .filter(|l| {
-            !(l.starts_with("WARN")
-                && l.contains("Couldn't find schema")
-                && l.contains("monitoring.coreos.com/"))
-        })
-        .collect();
-    ensure!(
-        problems.is_empty() && output.status.success(),
-        "kubernetes-validate {KUBERNETES_VERSION} found problems:\n{}",
-        problems.join("\n")
-    );
-    eprintln!(
-        "chart: {} files valid for Kubernetes {KUBERNETES_VERSION}",
-        files.len()
-    );
+    for version in KUBERNETES_VERSIONS {
+        let output = Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet", "-k", version])
+            .args(files)
+            .output()
+            .context(
+                "run kubernetes-validate (pip install kubernetes-validate; .ci/run does it)",
+            )?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Prometheus Operator kinds have no schema in kubernetes-validate; everything else must
+        // pass.
+        let problems: Vec<&str> = stdout
+            .lines()
+            .chain(stderr.lines())
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| {
+                !(l.starts_with("WARN")
+                    && l.contains("Couldn't find schema")
+                    && l.contains("monitoring.coreos.com/"))
+            })
+            .collect();
+        ensure!(
+            problems.is_empty() && output.status.success(),
+            "kubernetes-validate {version} found problems:\n{}",
+            problems.join("\n")
+        );
+        eprintln!(
+            "chart: {} files valid for Kubernetes {version}",
+            files.len()
+        );
+    }
     Ok(())
 }

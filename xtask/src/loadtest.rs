@@ -133,12 +133,12 @@ pub fn run(args: LoadtestArgs) -> Result<()> {
     Ok(())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
     xtask.parent().unwrap_or(xtask).to_path_buf()
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map_or_else(|| root.join("target"), |d| root.join(d))
@@ -162,7 +162,7 @@ fn scenario_path(root: &Path, arg: &str) -> Result<(String, PathBuf)> {
     Ok((name, path))
 }
 
-fn build(root: &Path, release: bool) -> Result<()> {
+pub(crate) fn build(root: &Path, release: bool) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
@@ -243,13 +243,13 @@ impl Drop for Guard {
 }
 
 /// A private redis-server: its own port, no persistence.
-struct Redis {
-    port: u16,
+pub(crate) struct Redis {
+    pub(crate) port: u16,
     process: Guard,
 }
 
 impl Redis {
-    fn start(log_dir: &Path) -> Result<Self> {
+    pub(crate) fn start(log_dir: &Path) -> Result<Self> {
         let port = free_port()?;
         let log = fs::File::create(log_dir.join("redis.log"))?;
         let child = Command::new("redis-server")
@@ -347,7 +347,18 @@ pub(crate) struct Iee {
 impl Iee {
     /// Starts `bin standalone` on Redis at `redis_port`, or on the in-memory backend if `None`.
     pub(crate) fn start(bin: &Path, redis_port: Option<u16>, log_path: &Path) -> Result<Self> {
+        Self::start_with(bin, redis_port, log_path, &[])
+    }
+
+    /// [`Iee::start`] with extra environment variables (configuration overrides).
+    pub(crate) fn start_with(
+        bin: &Path,
+        redis_port: Option<u16>,
+        log_path: &Path,
+        envs: &[(String, String)],
+    ) -> Result<Self> {
         let mut command = Command::new(bin);
+        command.envs(envs.iter().map(|(k, v)| (k, v)));
         command
             .args(["standalone", "--listen", "127.0.0.1:0"])
             // The default metrics port is fixed; another iee on this machine may hold it.

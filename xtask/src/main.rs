@@ -2,6 +2,7 @@
 
 mod chart;
 mod loadtest;
+mod neighbours;
 mod smoke;
 
 use std::{
@@ -32,6 +33,9 @@ enum Task {
     /// The ingest load-test scenarios against `iee standalone` on a private Redis, with the
     /// `redis-benchmark` XADD ceiling measured in the same run.
     Loadtest(loadtest::LoadtestArgs),
+    /// The noisy-neighbour measurement: one tenant floods ingest while another's Decide
+    /// latency is measured, with and without a per-tenant rate limit.
+    Neighbours(neighbours::NeighboursArgs),
     /// Regenerates the example configuration files from the binaries' defaults.
     GenConfig,
     /// Lints and renders the Helm chart (charts/iee) in every scenario, validates the objects
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         }
         Task::Loadtest(args) => loadtest::run(args),
         Task::GenConfig => gen_config(),
+        Task::Neighbours(args) => neighbours::run(&args),
         Task::Chart(args) => chart::run(&args),
     }
 }
@@ -105,6 +110,19 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
+    ])?;
+    // The optional Kubernetes membership (docs/deploy.md) is off in the workspace build.
+    cargo(&[
+        "clippy",
+        "-p",
+        "iee-profile",
+        "--features",
+        "kube",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
     ])
 }
 
@@ -133,6 +151,15 @@ fn test() -> Result<()> {
         "iee-predict",
         "--features",
         "onnx",
+        "--locked",
+    ])?;
+    // The optional Kubernetes membership (docs/deploy.md) is off in the workspace build.
+    cargo(&[
+        "test",
+        "-p",
+        "iee-profile",
+        "--features",
+        "kube",
         "--locked",
     ])
 }

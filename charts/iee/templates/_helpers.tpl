@@ -53,6 +53,12 @@ standalone
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when profile nodes find each other through the Kubernetes API (EndpointSlices of
+the headless Service) rather than Redis heartbeats. */}}
+{{- define "iee.profileKubeMembership" -}}
+{{- and (ne .Values.mode "standalone") .Values.components.profile.enabled (eq .Values.components.profile.membership "kubernetes") -}}
+{{- end -}}
+
 {{- define "iee.componentValues" -}}
 {{- if eq .component "standalone" -}}
 {{- toYaml .root.Values.standalone -}}
@@ -167,6 +173,35 @@ TOML from a map: scalars and arrays first, then sub-tables (recursively).
   "cluster" (dict "shard_count" $root.Values.cluster.shardCount)
   "store" (dict "backend" (ternary "redis" "memory" (eq (include "iee.redisEnabled" $root) "true")))
 -}}
+{{- /* Tokens, limits and TLS (docs/security.md, docs/tls.md); files come from mounted Secrets. */ -}}
+{{- $sec := $root.Values.security -}}
+{{- $server := $cfg.server -}}
+{{- $client := dict -}}
+{{- if $sec.auth.enabled -}}
+{{- $_ := set $server "auth" (dict "enabled" true "tokens_file" "/etc/iee/auth/tokens") -}}
+{{- $_ := set $client "token_file" "/etc/iee/auth/service-token" -}}
+{{- end -}}
+{{- with $sec.limits -}}
+{{- if or .tenantRatePerSec .tenantBurst .maxRequestBytes -}}
+{{- $_ := set $server "limits" (dict "tenant_rate_per_sec" .tenantRatePerSec "tenant_burst" .tenantBurst "max_request_bytes" .maxRequestBytes) -}}
+{{- end -}}
+{{- end -}}
+{{- if $sec.tls.enabled -}}
+{{- $tls := dict "cert_file" "/etc/iee/tls/tls.crt" "key_file" "/etc/iee/tls/tls.key" "reload_interval_ms" $sec.tls.reloadIntervalMs -}}
+{{- $clientTls := dict "ca_file" "/etc/iee/tls/ca.crt" "reload_interval_ms" $sec.tls.reloadIntervalMs -}}
+{{- if $sec.tls.mutual -}}
+{{- $_ := set $tls "client_ca_file" "/etc/iee/tls/ca.crt" -}}
+{{- $_ := set $clientTls "cert_file" "/etc/iee/tls/tls.crt" -}}
+{{- $_ := set $clientTls "key_file" "/etc/iee/tls/tls.key" -}}
+{{- end -}}
+{{- $_ := set $server "tls" $tls -}}
+{{- $_ := set $server "health_listen" (printf "0.0.0.0:%d" (int $root.Values.healthPort)) -}}
+{{- $_ := set $client "tls" $clientTls -}}
+{{- end -}}
+{{- /* iee standalone calls no other process: it has no [client] section. */ -}}
+{{- if and $client (ne $c "standalone") -}}
+{{- $_ := set $cfg "client" $client -}}
+{{- end -}}
 {{- $kpiOn := and (ne $root.Values.mode "standalone") $root.Values.components.kpi.enabled -}}
 {{- if eq $root.Values.mode "standalone" -}}
 {{- $kpiOn = true -}}
@@ -176,7 +211,12 @@ TOML from a map: scalars and arrays first, then sub-tables (recursively).
 {{- if $root.Values.decisions -}}{{- $decideDir = "/etc/iee/decisions" -}}{{- end -}}
 {{- $kpi := dict "partitions" $root.Values.components.kpi.partitions "replicas" $root.Values.components.kpi.replicas -}}
 {{- if eq $c "profile" -}}
-{{- $_ := set $cfg "profile" (dict "log_consumers" $consumers) -}}
+{{- $profile := dict "log_consumers" $consumers -}}
+{{- if eq (include "iee.profileKubeMembership" $root) "true" -}}
+{{- $_ := set $profile "membership" "kubernetes" -}}
+{{- $_ := set $profile "kubernetes" (dict "namespace" $ns "service" (printf "%s-profile-headless" $full) "port_name" "grpc") -}}
+{{- end -}}
+{{- $_ := set $cfg "profile" $profile -}}
 {{- else if eq $c "predict" -}}
 {{- $_ := set $cfg "predict" (dict "profile_seeds" (fromYamlArray (include "iee.profileSeeds" $root))) -}}
 {{- else if eq $c "decide" -}}

@@ -2,6 +2,7 @@
 //! routes by, per-service transport-neutral traits, clients (local or gRPC) and errors, and the
 //! W3C trace context every remote call of those clients carries.
 
+pub mod credentials;
 pub mod decide;
 pub mod event_types;
 pub mod ingest;
@@ -11,7 +12,9 @@ pub mod pb;
 pub mod predict;
 pub mod profile;
 pub mod shard;
+pub mod tenancy;
 pub mod trace_context;
+pub mod transport;
 
 /// Encoded `FileDescriptorSet` of every IEE proto, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -63,8 +63,9 @@ pub(crate) fn record_error(span: &tracing::Span, code: tonic::Code) {
     span.record("rpc.grpc.status_code", code as i32);
 }
 
-/// Runs one unary call in its client span: `send` gets the request with the span's context in
-/// its metadata; a failed call marks the span as failed.
+/// Runs one unary call in its client span: `send` gets the request with the span's context and
+/// the process's bearer token ([`crate::credentials`]) in its metadata; a failed call marks the
+/// span as failed.
 pub(crate) async fn traced<Req, Resp, Fut>(
     service: &'static str,
     rpc: &'static str,
@@ -77,6 +78,7 @@ where
     let span = client_span(service, rpc);
     let mut request = tonic::Request::new(message);
     inject_span_context(&span, request.metadata_mut());
+    crate::credentials::attach(request.metadata_mut());
     let result = send(request).instrument(span.clone()).await;
     if let Err(status) = &result {
         record_error(&span, status.code());

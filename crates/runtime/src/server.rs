@@ -11,11 +11,17 @@ use tonic::{
     codegen::{Service, http},
     server::NamedService,
     service::RoutesBuilder,
-    transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::Shutdown;
+use crate::tls::{Listener, ServerTlsConfig, TlsStats};
+
+use crate::{
+    Shutdown,
+    admission::{self, AdmissionMetrics},
+    auth::{AuthConfig, AuthConfigError, Authenticator},
+    limits::{LimitsConfig, TenantLimiter},
+};
 
 /// Listener and shutdown settings of a gRPC server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +36,15 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// How often readiness probes run; a service whose probe fails reports NOT_SERVING.
     pub readiness_interval_ms: u64,
+    /// TLS or mutual TLS (off by default: plaintext); see docs/tls.md.
+    pub tls: ServerTlsConfig,
+    /// A second listener (`host:port`), plaintext, serving only `grpc.health.v1`: for probes
+    /// that cannot speak TLS, such as Kubernetes' gRPC probes. Empty: none.
+    pub health_listen: String,
+    /// Bearer-token authentication of callers (off by default).
+    pub auth: AuthConfig,
+    /// Per-tenant rate and request size limits (none by default).
+    pub limits: LimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +54,10 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 0,
             drain_timeout_ms: 10_000,
             readiness_interval_ms: 1_000,
+            tls: ServerTlsConfig::default(),
+            health_listen: String::new(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -60,6 +79,20 @@ pub enum RuntimeError {
     /// Reflection could not be built from the descriptor sets.
     #[error("reflection setup failed: {0}")]
     Reflection(String),
+    /// The TLS settings or certificate files cannot be used.
+    #[error("tls: {0}")]
+    Tls(#[from] iee_api::transport::TransportError),
+    /// The authentication settings cannot be used.
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    /// The settings of outgoing calls cannot be used.
+    #[error("invalid `{field}`: {reason}")]
+    Client {
+        /// The setting.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Answers whether a service can do its work now (e.g. its store answers).
@@ -67,13 +100,17 @@ pub type ReadinessProbe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Se
 
 /// A gRPC server under construction: add services, then [`GrpcServer::serve`].
 pub struct GrpcServer {
-    incoming: TcpIncoming,
+    health_only: Option<(tokio::net::TcpListener, SocketAddr, HealthService)>,
+    incoming: Listener,
     local_addr: SocketAddr,
     routes: RoutesBuilder,
     health: HealthReporter,
     names: Vec<&'static str>,
     probes: Vec<(&'static str, ReadinessProbe)>,
     config: ServerConfig,
+    auth: Option<Arc<Authenticator>>,
+    limits: Arc<TenantLimiter>,
+    admission_metrics: AdmissionMetrics,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -88,6 +125,8 @@ impl std::fmt::Debug for GrpcServer {
 impl GrpcServer {
     /// Binds the listener now, so the caller can print or publish the address before serving.
     pub async fn bind(config: &ServerConfig) -> Result<Self, RuntimeError> {
+        let auth = Authenticator::from_config(&config.auth)?.map(Arc::new);
+        let limits = Arc::new(TenantLimiter::new(&config.limits));
         let bind_err = |source| RuntimeError::Bind {
             addr: config.listen.clone(),
             source,
@@ -96,11 +135,33 @@ impl GrpcServer {
             .await
             .map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = Listener::new(listener, &config.tls)?;
         let (health, health_service) = tonic_health::server::health_reporter();
+        // Liveness and startup probes (charts/iee) ask for the health service itself: SERVING
+        // while the process answers, untouched by readiness probes and by shutdown.
+        health
+            .set_service_status("grpc.health.v1.Health", ServingStatus::Serving)
+            .await;
+        let health_only = if config.health_listen.is_empty() {
+            None
+        } else {
+            let bind_err = |source| RuntimeError::Bind {
+                addr: format!("server.health_listen {}", config.health_listen),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(&config.health_listen)
+                .await
+                .map_err(bind_err)?;
+            let addr = listener.local_addr().map_err(bind_err)?;
+            let service = tonic_health::pb::health_server::HealthServer::new(
+                tonic_health::server::HealthService::from_health_reporter(health.clone()),
+            );
+            Some((listener, addr, service))
+        };
         let mut routes = RoutesBuilder::default();
         routes.add_service(health_service);
         Ok(Self {
+            health_only,
             incoming,
             local_addr,
             routes,
@@ -108,12 +169,32 @@ impl GrpcServer {
             names: Vec::new(),
             probes: Vec::new(),
             config: config.clone(),
+            auth,
+            limits,
+            admission_metrics: AdmissionMetrics::default(),
         })
+    }
+
+    /// Registers the server's own metrics (admission refusals; TLS reloads and failed
+    /// handshakes) in `registry`.
+    pub fn register_metrics(&self, registry: &iee_telemetry::MetricsRegistry) {
+        self.admission_metrics.register(registry);
+        self.incoming.register_metrics(registry);
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the health-only listener (`server.health_listen`), if any.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_only.as_ref().map(|(_, addr, _)| *addr)
+    }
+
+    /// The TLS counters (reloads, failed handshakes), when TLS is configured.
+    pub fn tls_stats(&self) -> Option<Arc<TlsStats>> {
+        self.incoming.tls_stats()
     }
 
     /// Adds a tonic service; its health status follows the server's lifecycle.
@@ -204,8 +285,26 @@ impl GrpcServer {
             }
         };
         let server = tonic::transport::Server::builder()
+            .layer(tonic::service::InterceptorLayer::new(
+                admission::interceptor(
+                    self.auth.clone(),
+                    self.limits.clone(),
+                    self.admission_metrics.clone(),
+                ),
+            ))
             .add_routes(self.routes.routes())
-            .serve_with_incoming_shutdown(self.incoming, stop);
+            .serve_with_incoming_shutdown(self.incoming.start(shutdown.clone()), stop);
+        // The health-only listener answers until the main server has finished: NOT_SERVING
+        // through the grace period and the drain, like the main one.
+        let health_only = self.health_only.take().map(|(listener, addr, service)| {
+            tracing::info!(%addr, "health-only listener serving");
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+            )
+        });
+        let _stop_health = AbortOnDrop(health_only);
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => result.map_err(|e| RuntimeError::Serve(e.to_string())),
@@ -216,6 +315,21 @@ impl GrpcServer {
                 tracing::warn!(drain_ms = drain.as_millis(), "shutdown: drain deadline passed, closing remaining calls");
                 Ok(())
             }
+        }
+    }
+}
+
+/// The health service as `tonic_health` builds it.
+type HealthService =
+    tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>;
+
+/// Stops a spawned server when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
         }
     }
 }

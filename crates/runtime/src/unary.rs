@@ -2,10 +2,12 @@
 
 use std::future::Future;
 
-use iee_api::metadata::code_name;
+use iee_api::{metadata::code_name, tenancy::TenantScoped};
 use iee_telemetry::{RpcMetrics, rpc_span};
 use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
+
+use crate::{admit, hold_refusal};
 
 /// What clients are told instead of an internal error's details, which stay in the log.
 pub const INTERNAL_DETAILS_LOGGED: &str = "internal error: details are in the server log";
@@ -27,8 +29,9 @@ pub fn outgoing_status(service: &'static str, rpc: &'static str, status: Status)
     }
 }
 
-/// Runs one unary RPC: `work` in a `<service>.<rpc>` span that continues the caller's W3C
-/// trace, the RPC's request count and latency labelled with its status code, and its error as
+/// Runs one unary RPC: admission ([`crate::admit`]: the caller's token and the tenant's limits),
+/// then `work` in a `<service>.<rpc>` span that continues the caller's W3C trace, the RPC's
+/// request count and latency labelled with its status code, and its error as
 /// [`outgoing_status`] makes it.
 pub async fn serve_unary<Req, T, E, Fut>(
     metrics: &RpcMetrics,
@@ -38,10 +41,17 @@ pub async fn serve_unary<Req, T, E, Fut>(
     work: impl FnOnce(Req) -> Fut,
 ) -> Result<Response<T>, Status>
 where
+    Req: TenantScoped + prost::Message,
     Fut: Future<Output = Result<T, E>>,
     E: Into<Status>,
 {
     let timer = metrics.start(rpc);
+    if let Err(status) = admit(request.extensions(), request.get_ref()) {
+        drop(request);
+        let status = hold_refusal(status).await;
+        timer.finish(code_name(status.code()));
+        return Err(status);
+    }
     let span = rpc_span(service, rpc, request.metadata());
     match work(request.into_inner()).instrument(span).await {
         Ok(response) => {

@@ -46,6 +46,7 @@ impl DecideGrpc {
         work: impl FnOnce(Req) -> Fut,
     ) -> Result<Response<T>, Status>
     where
+        Req: iee_api::tenancy::TenantScoped + prost::Message,
         Fut: Future<Output = Result<T, DecideError>>,
     {
         iee_runtime::serve_unary(&self.metrics, "decide", rpc, request, work).await

@@ -12,7 +12,6 @@ use iee_decide::{DecideDeps, DecideNode, DecideServerConfig};
 use iee_runtime::{GrpcServer, Shutdown};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
-use tonic::transport::Endpoint;
 
 // Decisions allocate per request (features, rule values, records); mimalloc keeps that cheap.
 #[global_allocator]
@@ -29,13 +28,14 @@ struct Cli {
 /// A lazily connected channel, so the service starts before its peers.
 fn channel(field: &str, endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
     anyhow::ensure!(!endpoint.is_empty(), "{field}: required");
-    Ok(Endpoint::from_shared(endpoint.to_owned())
+    let endpoint = iee_api::transport::endpoint(endpoint)
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("{field}: {endpoint:?} is not a valid address"))?
         .tcp_nodelay(true)
         // Trusted peers: requests cancelled at the decision's deadline must not make HTTP/2
         // close the connection after 1,024 of them.
-        .http2_max_local_error_reset_streams(None)
-        .connect_lazy())
+        .http2_max_local_error_reset_streams(None);
+    Ok(iee_api::transport::connect_lazy(endpoint))
 }
 
 #[tokio::main]
@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-decide")?;
+    config.client.install()?;
     let decide = &config.decide;
     anyhow::ensure!(
         !decide.profile_seeds.is_empty(),
@@ -70,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let ingest =
         TouchpointClient::from_channel(channel("decide.ingest_endpoint", &decide.ingest_endpoint)?);
     let mut server = GrpcServer::bind(&config.server).await?;
+    server.register_metrics(&registry);
     let local = server.local_addr();
     let node = DecideNode::build(
         decide.clone(),

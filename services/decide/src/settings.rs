@@ -2,7 +2,7 @@
 //! decision configuration itself, actions and policies, is YAML data; see [`crate::config`].)
 
 use iee_config::{ClusterConfig, ConfigError, Validate};
-use iee_runtime::ServerConfig;
+use iee_runtime::{ClientConfig, ServerConfig};
 use iee_store::StoreConfig;
 use iee_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,8 @@ impl Validate for DecideConfig {
 pub struct DecideServerConfig {
     /// Listener and shutdown.
     pub server: ServerConfig,
+    /// Outgoing calls to the other services.
+    pub client: ClientConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
     /// Installation-wide settings.

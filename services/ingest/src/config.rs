@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use iee_config::{ClusterConfig, ConfigError, Validate};
-use iee_runtime::ServerConfig;
+use iee_runtime::{ClientConfig, ServerConfig};
 use iee_store::StoreConfig;
 use iee_telemetry::TelemetryConfig;
 
@@ -94,6 +94,8 @@ impl Validate for IngestConfig {
 pub struct IngestServerConfig {
     /// Listener and shutdown.
     pub server: ServerConfig,
+    /// Outgoing calls to the other services.
+    pub client: ClientConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
     /// Installation-wide settings.

@@ -8,6 +8,7 @@ use iee_api::ingest::{
     IngestStreamRequest, IngestStreamResponse, ListRejectedRequest, ListRejectedResponse,
     TouchpointApi, touchpoint_service_server::TouchpointService,
 };
+use iee_api::metadata::RETRY_AFTER_METADATA_KEY;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -34,6 +35,7 @@ impl TouchpointGrpc {
         work: impl FnOnce(Req) -> Fut,
     ) -> Result<Response<T>, Status>
     where
+        Req: iee_api::tenancy::TenantScoped + prost::Message,
         Fut: std::future::Future<Output = Result<T, IngestError>>,
     {
         iee_runtime::serve_unary(&self.ingestor.metrics.rpc, "ingest", rpc, request, work).await
@@ -59,7 +61,14 @@ impl TouchpointService for TouchpointGrpc {
         request: Request<Streaming<IngestStreamRequest>>,
     ) -> Result<Response<Self::IngestStreamStream>, Status> {
         let timer = self.ingestor.metrics.rpc.start("IngestStream");
+        if let Err(status) = iee_runtime::authenticated(request.extensions()) {
+            timer.finish(iee_api::metadata::code_name(status.code()));
+            return Err(status);
+        }
         let span = iee_telemetry::rpc_span("ingest", "IngestStream", request.metadata());
+        // Each batch is admitted on its own: its tenants against the caller's token, and the
+        // tenants' rate and size limits.
+        let admission = request.extensions().clone();
         let mut inbound = request.into_inner();
         let read_ahead = self.ingestor.config().stream_read_ahead;
         // The reader parks once `read_ahead` batches wait; it then stops polling the HTTP/2
@@ -109,11 +118,21 @@ impl TouchpointService for TouchpointGrpc {
                     otel.name = "ingest.IngestStream.batch",
                     batch_id = batch.batch_id,
                 );
-                let ack = match ingestor
-                    .ingest_batch(batch.events, Admission::Wait, "IngestStream")
-                    .instrument(batch_span)
-                    .await
-                {
+                let ingested = match iee_runtime::admit(&admission, &batch) {
+                    Ok(()) => ingestor
+                        .ingest_batch(batch.events, Admission::Wait, "IngestStream")
+                        .instrument(batch_span)
+                        .await
+                        .map_err(|err| {
+                            if let IngestError::Unavailable(detail) = &err {
+                                tracing::warn!(error = %detail, batch_id = batch.batch_id, "stream batch failed: event log unavailable");
+                            }
+                            Status::from(err)
+                        }),
+                    // Held back like a unary refusal; the stream's next batch waits too.
+                    Err(refused) => Err(iee_runtime::hold_refusal(refused).await),
+                };
+                let ack = match ingested {
                     Ok(response) => IngestStreamResponse {
                         batch_id: batch.batch_id,
                         results: response.results,
@@ -122,20 +141,19 @@ impl TouchpointService for TouchpointGrpc {
                         rejected: response.rejected,
                         error: None,
                     },
-                    Err(err) => {
-                        if let IngestError::Unavailable(detail) = &err {
-                            tracing::warn!(error = %detail, batch_id = batch.batch_id, "stream batch failed: event log unavailable");
-                        }
-                        let status = Status::from(err);
-                        IngestStreamResponse {
-                            batch_id: batch.batch_id,
-                            error: Some(BatchError {
-                                code: status.code() as i32,
-                                message: status.message().to_owned(),
-                            }),
-                            ..Default::default()
-                        }
-                    }
+                    Err(status) => IngestStreamResponse {
+                        batch_id: batch.batch_id,
+                        error: Some(BatchError {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                            retry_after_ms: status
+                                .metadata()
+                                .get(RETRY_AFTER_METADATA_KEY)
+                                .and_then(|v| v.to_str().ok()?.parse().ok())
+                                .unwrap_or(0),
+                        }),
+                        ..Default::default()
+                    },
                 };
                 in_flight.dec();
                 if ack_tx.send(Ok(ack)).await.is_err() {

@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-ingest")?;
+    config.client.install()?;
 
     let registry = MetricsRegistry::default();
     let shutdown = Shutdown::new();
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %err, "event log not reachable yet; requests fail until it is");
     }
     let mut server = GrpcServer::bind(&config.server).await?;
+    server.register_metrics(&registry);
     node.register(&mut server);
     iee_runtime::serve_metrics_until(&config.telemetry.metrics_listen, registry, &shutdown).await?;
     println!("listening on {}", server.local_addr());

@@ -36,6 +36,7 @@ impl KpiGrpc {
         work: impl FnOnce(Req) -> Fut,
     ) -> Result<Response<T>, Status>
     where
+        Req: iee_api::tenancy::TenantScoped + prost::Message,
         Fut: Future<Output = Result<T, KpiError>>,
     {
         iee_runtime::serve_unary(&self.metrics, "kpi", rpc, request, work).await

@@ -28,10 +28,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-kpi")?;
+    config.client.install()?;
     let registry = MetricsRegistry::default();
     let shutdown = Shutdown::new();
     let stores = Stores::open(&config.store, config.cluster.shard_count)?;
     let mut server = GrpcServer::bind(&config.server).await?;
+    server.register_metrics(&registry);
     let local = server.local_addr();
     let node = KpiNode::build(config.kpi.clone(), &config.cluster, stores, &registry);
     node.register(&mut server);

@@ -2,7 +2,7 @@
 //! binary's sections.
 
 use iee_config::{ClusterConfig, ConfigError, Validate};
-use iee_runtime::ServerConfig;
+use iee_runtime::{ClientConfig, ServerConfig};
 use iee_store::StoreConfig;
 use iee_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,8 @@ impl Validate for KpiConfig {
 pub struct KpiServerConfig {
     /// Listener and shutdown.
     pub server: ServerConfig,
+    /// Outgoing calls to the other services.
+    pub client: ClientConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
     /// Installation-wide settings.

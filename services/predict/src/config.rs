@@ -1,7 +1,7 @@
 //! Configuration of the prediction service: `[predict]` and the `iee-predict` binary's sections.
 
 use iee_config::{ClusterConfig, ConfigError, Validate};
-use iee_runtime::ServerConfig;
+use iee_runtime::{ClientConfig, ServerConfig};
 use iee_store::StoreConfig;
 use iee_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,8 @@ impl Validate for PredictConfig {
 pub struct PredictServerConfig {
     /// Listener and shutdown.
     pub server: ServerConfig,
+    /// Outgoing calls to the other services.
+    pub client: ClientConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
     /// Installation-wide settings.

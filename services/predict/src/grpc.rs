@@ -44,6 +44,7 @@ impl PredictGrpc {
         work: impl FnOnce(Req) -> Fut,
     ) -> Result<Response<T>, Status>
     where
+        Req: iee_api::tenancy::TenantScoped + prost::Message,
         Fut: Future<Output = Result<T, PredictError>>,
     {
         iee_runtime::serve_unary(&self.metrics, "predict", rpc, request, work).await

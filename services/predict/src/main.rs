@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-predict")?;
+    config.client.install()?;
     anyhow::ensure!(
         !config.predict.profile_seeds.is_empty(),
         "predict.profile_seeds: at least one profile node address is required"
@@ -47,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         RouteOptions::default(),
     )?;
     let mut server = GrpcServer::bind(&config.server).await?;
+    server.register_metrics(&registry);
     let local = server.local_addr();
     let node = PredictNode::build(
         config.predict.clone(),

@@ -1,7 +1,7 @@
 //! Configuration of the profile service: `[profile]` and the `iee-profile` binary's sections.
 
 use iee_config::{ClusterConfig, ConfigError, Validate};
-use iee_runtime::ServerConfig;
+use iee_runtime::{ClientConfig, ServerConfig};
 use iee_store::StoreConfig;
 use iee_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,56 @@ pub struct ProfileConfig {
     pub dedup_window_secs: u64,
     /// How events fold into profiles.
     pub fold: FoldConfig,
+    /// Where nodes find each other: `redis` (heartbeats into the store; in memory when the
+    /// store is) or `kubernetes` (the EndpointSlices of the headless Service; needs the `kube`
+    /// build feature). Shard leases and fencing stay in the store either way. Read by the
+    /// `iee-profile` binary; `iee standalone` (one node) keeps the store's.
+    pub membership: MembershipSource,
+    /// The Kubernetes membership (`membership = "kubernetes"`).
+    pub kubernetes: KubernetesMembershipConfig,
+}
+
+/// Where profile nodes find each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipSource {
+    /// Heartbeats into the store (`iee:{members}:live` on Redis).
+    #[default]
+    Redis,
+    /// The EndpointSlices of the profile headless Service, watched through the Kubernetes API.
+    Kubernetes,
+}
+
+/// The `[profile.kubernetes]` section: which Service's endpoints are the members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesMembershipConfig {
+    /// Namespace of the Service. Empty: the pod's own (the service account's namespace file),
+    /// else `default`.
+    pub namespace: String,
+    /// The headless Service whose endpoints are the profile nodes (its EndpointSlices carry the
+    /// label `kubernetes.io/service-name=<service>`). It must publish not-ready addresses: a
+    /// node becomes ready only once it owns its shards, so it must be a member before.
+    pub service: String,
+    /// The Service port whose number makes a member's address `<pod ip>:<port>`.
+    pub port_name: String,
+    /// The API server's URL. Empty: in-cluster (service account token and CA).
+    pub api_url: String,
+    /// Once the watch has been failing this long, reading members fails: the node stops
+    /// rebalancing and reports not ready, keeping its shards while their leases last.
+    pub stale_after_ms: u64,
+}
+
+impl Default for KubernetesMembershipConfig {
+    fn default() -> Self {
+        Self {
+            namespace: String::new(),
+            service: "iee-profile-headless".to_owned(),
+            port_name: "grpc".to_owned(),
+            api_url: String::new(),
+            stale_after_ms: 30_000,
+        }
+    }
 }
 
 impl Default for ProfileConfig {
@@ -93,6 +143,8 @@ impl Default for ProfileConfig {
             max_read_wait_ms: 5_000,
             dedup_window_secs: 86_400,
             fold: FoldConfig::default(),
+            membership: MembershipSource::Redis,
+            kubernetes: KubernetesMembershipConfig::default(),
         }
     }
 }
@@ -148,7 +200,31 @@ impl Validate for ProfileConfig {
                 ));
             }
         }
+        if self.membership == MembershipSource::Kubernetes {
+            if !cfg!(feature = "kube") {
+                return Err(ConfigError::invalid(
+                    "profile.membership",
+                    "\"kubernetes\" needs iee-profile built with `--features kube`; this \
+                     build has no Kubernetes client (use \"redis\" or rebuild)",
+                ));
+            }
+            self.kubernetes.validate()?;
+        }
         self.fold.validate()
+    }
+}
+
+impl Validate for KubernetesMembershipConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("profile.kubernetes.service", &self.service),
+            ("profile.kubernetes.port_name", &self.port_name),
+        ] {
+            if value.is_empty() {
+                return Err(ConfigError::invalid(field, "must not be empty"));
+            }
+        }
+        positive("profile.kubernetes.stale_after_ms", self.stale_after_ms)
     }
 }
 
@@ -158,6 +234,8 @@ impl Validate for ProfileConfig {
 pub struct ProfileServerConfig {
     /// Listener and shutdown.
     pub server: ServerConfig,
+    /// Outgoing calls to the other services.
+    pub client: ClientConfig,
     /// Logs and metrics.
     pub telemetry: TelemetryConfig,
     /// Installation-wide settings.
@@ -173,5 +251,45 @@ impl Validate for ProfileServerConfig {
         self.cluster.validate()?;
         self.store.validate()?;
         self.profile.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubernetes() -> ProfileConfig {
+        ProfileConfig {
+            membership: MembershipSource::Kubernetes,
+            ..ProfileConfig::default()
+        }
+    }
+
+    #[cfg(not(feature = "kube"))]
+    #[test]
+    fn kubernetes_membership_without_the_feature_is_refused_naming_the_field() {
+        let err = kubernetes().validate().unwrap_err().to_string();
+        assert!(err.contains("profile.membership"), "{err}");
+        assert!(err.contains("--features kube"), "{err}");
+    }
+
+    #[cfg(feature = "kube")]
+    #[test]
+    fn kubernetes_membership_needs_a_service_and_a_port_name() {
+        assert!(kubernetes().validate().is_ok());
+        let mut config = kubernetes();
+        config.kubernetes.service.clear();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("profile.kubernetes.service"), "{err}");
+        let mut config = kubernetes();
+        config.kubernetes.stale_after_ms = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("profile.kubernetes.stale_after_ms"), "{err}");
+    }
+
+    #[test]
+    fn membership_is_redis_unless_configured() {
+        assert_eq!(ProfileConfig::default().membership, MembershipSource::Redis);
+        assert!(ProfileConfig::default().validate().is_ok());
     }
 }

@@ -52,6 +52,7 @@ impl ProfileGrpc {
         work: impl FnOnce(Req) -> Fut,
     ) -> Result<Response<T>, Status>
     where
+        Req: iee_api::tenancy::TenantScoped + prost::Message,
         Fut: Future<Output = Result<T, ProfileError>>,
     {
         iee_runtime::serve_unary(&self.metrics, "profile", rpc, request, work).await
@@ -108,6 +109,10 @@ impl ProfileService for ProfileGrpc {
     ) -> Result<Response<Self::WatchSignalsStream>, Status> {
         const RPC: &str = "WatchSignals";
         let timer = self.metrics.start(RPC);
+        if let Err(status) = iee_runtime::admit(request.extensions(), request.get_ref()) {
+            timer.finish(code_name(status.code()));
+            return Err(status);
+        }
         let span = iee_telemetry::rpc_span("profile", RPC, request.metadata());
         match self
             .api

@@ -6,11 +6,17 @@ mod ctx;
 mod customer;
 pub mod fold;
 pub mod grpc;
+mod membership;
 mod metrics;
 mod node;
 mod ownership;
 mod service;
 mod shard;
 
-pub use config::{ProfileConfig, ProfileServerConfig};
+pub use config::{
+    KubernetesMembershipConfig, MembershipSource, ProfileConfig, ProfileServerConfig,
+};
+#[cfg(feature = "kube")]
+pub use membership::KubeMembership;
+pub use membership::with_membership;
 pub use node::{ProfileDeps, ProfileNode, default_node_id};

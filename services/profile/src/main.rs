@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 use iee_config::{Layers, ServeFlags};
-use iee_profile::{ProfileDeps, ProfileNode, ProfileServerConfig, default_node_id};
+use iee_profile::{
+    MembershipSource, ProfileDeps, ProfileNode, ProfileServerConfig, default_node_id,
+};
 use iee_runtime::{GrpcServer, Shutdown};
 use iee_store::Stores;
 use iee_telemetry::MetricsRegistry;
@@ -31,12 +33,26 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", iee_config::to_toml(&config)?);
         return Ok(());
     }
-    let _tracing = iee_telemetry::init_telemetry(&config.telemetry, "iee-profile")?;
+    let mut telemetry = config.telemetry.clone();
+    if config.profile.membership == MembershipSource::Kubernetes
+        && !telemetry.log_filter.contains("kube_client")
+    {
+        // kube-client logs an error per failed request (every retry); the membership logs when
+        // the watch starts failing and when it recovers, with the error.
+        telemetry
+            .log_filter
+            .push_str(",kube_client::client::builder=off");
+    }
+    let _tracing = iee_telemetry::init_telemetry(&telemetry, "iee-profile")?;
+    config.client.install()?;
 
     let registry = MetricsRegistry::default();
     let shutdown = Shutdown::new();
     let stores = Stores::open(&config.store, config.cluster.shard_count)?;
+    // Membership from Redis heartbeats or the Kubernetes API; leases stay in the store.
+    let stores = iee_profile::with_membership(&config.profile, stores)?;
     let mut server = GrpcServer::bind(&config.server).await?;
+    server.register_metrics(&registry);
     let local = server.local_addr();
     if config.profile.node_id.is_empty() {
         config.profile.node_id = default_node_id(local.port());

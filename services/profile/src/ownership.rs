@@ -76,6 +76,8 @@ pub(crate) struct Ownership {
     pub(crate) address: String,
     pub(crate) ready: Arc<AtomicBool>,
     last_renew: Instant,
+    /// Reading the members failed last time: logged once per outage, not every tick.
+    members_failing: bool,
 }
 
 impl Ownership {
@@ -91,6 +93,7 @@ impl Ownership {
             address,
             ready,
             last_renew: Instant::now(),
+            members_failing: false,
         }
     }
 
@@ -132,9 +135,16 @@ impl Ownership {
         }
         self.reap().await;
         let members = match ctx.stores.membership.members().await {
-            Ok(members) => members,
+            Ok(members) => {
+                if std::mem::take(&mut self.members_failing) {
+                    tracing::info!("reading members works again");
+                }
+                members
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "reading members failed");
+                if !std::mem::replace(&mut self.members_failing, true) {
+                    tracing::warn!(error = %err, "reading members failed; shards stay as they are until it works");
+                }
                 self.ready.store(false, Ordering::Release);
                 return;
             }

@@ -20,6 +20,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Bearer token presented to a remote engine that authenticates callers (`iee events`,
+    /// `iee decide` against a server with `[server.auth]`).
+    #[arg(long, global = true, env = "IEE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +59,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(token) = &cli.token
+        && let Err(err) = iee_api::credentials::install_token(token)
+    {
+        eprintln!("error: --token: {err}");
+        return std::process::ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,
         Command::Decide { command } => decide::run(command).await,

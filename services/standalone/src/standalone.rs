@@ -99,6 +99,7 @@ impl Engine {
             eprintln!("warning: event log not reachable yet ({err}); requests fail until it is");
         }
         let mut server = GrpcServer::bind(&config.server).await?;
+        server.register_metrics(registry);
         let local = server.local_addr();
         if config.profile.node_id.is_empty() {
             config.profile.node_id = default_node_id(local.port());

@@ -34,6 +34,10 @@ pub(super) struct Object {
     spec: Value,
     #[serde(default)]
     data: Value,
+    #[serde(default)]
+    rules: Value,
+    #[serde(default)]
+    subjects: Value,
 }
 
 impl Object {
@@ -103,9 +107,11 @@ fn check_pod(object: &Object, pod: &Value, tomls: &Configs) -> Result<()> {
         security["seccompProfile"]["type"] == "RuntimeDefault",
         "{id}: pod seccompProfile RuntimeDefault"
     );
+    // Only profile pods that read their membership from the Kubernetes API get a token.
+    let token = component == "profile" && kube_membership(tomls);
     ensure!(
-        pod["automountServiceAccountToken"] == false,
-        "{id}: automountServiceAccountToken must be false"
+        pod["automountServiceAccountToken"] == token,
+        "{id}: automountServiceAccountToken must be {token}"
     );
     let containers = pod["containers"].as_sequence().context("containers")?;
     for container in containers {
@@ -214,6 +220,71 @@ fn check_iee_workload(
             "{id}: kpi ordinal from the pod index"
         );
     }
+    check_security(&id, pod, component, &tomls[component])
+}
+
+/// Tokens and TLS: the TOML's files come from whole-Secret mounts (a subPath mount never sees a
+/// renewal), a component that calls others presents the service token and trusts the CA, and
+/// with TLS the probes use the plaintext health-only port, not the TLS one.
+fn check_security(id: &str, pod: &Value, component: &str, toml: &str) -> Result<()> {
+    let container = &pod["containers"][0];
+    let mounted = |path: &str| {
+        container["volumeMounts"]
+            .as_sequence()
+            .is_some_and(|mounts| {
+                mounts.iter().any(|m| {
+                    m["mountPath"] == path && m["subPath"].is_null() && m["readOnly"] == true
+                })
+            })
+    };
+    let calls_others = component != "standalone";
+    if toml.contains("[server.auth]") {
+        ensure!(
+            toml.contains("tokens_file = \"/etc/iee/auth/tokens\""),
+            "{id}: server.auth.tokens_file from the mounted Secret"
+        );
+        ensure!(
+            mounted("/etc/iee/auth"),
+            "{id}: the tokens Secret is mounted whole, read-only"
+        );
+        ensure!(
+            !calls_others || toml.contains("token_file = \"/etc/iee/auth/service-token\""),
+            "{id}: client.token_file presents the service token"
+        );
+    }
+    let grpc_port = container["ports"]
+        .as_sequence()
+        .and_then(|ports| ports.iter().find(|p| p["name"] == "grpc"))
+        .and_then(|p| p["containerPort"].as_u64())
+        .context("the grpc container port")?;
+    let probe_ports: Vec<u64> = ["startupProbe", "livenessProbe", "readinessProbe"]
+        .iter()
+        .filter_map(|probe| container[*probe]["grpc"]["port"].as_u64())
+        .collect();
+    if toml.contains("[server.tls]") {
+        ensure!(
+            mounted("/etc/iee/tls"),
+            "{id}: the TLS Secret is mounted whole, read-only"
+        );
+        ensure!(
+            !calls_others || toml.contains("ca_file = \"/etc/iee/tls/ca.crt\""),
+            "{id}: client.tls trusts the CA of the Secret"
+        );
+        let health_port: u64 = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("health_listen = \"0.0.0.0:"))
+            .and_then(|rest| rest.trim_end_matches('"').parse().ok())
+            .with_context(|| format!("{id}: server.health_listen with TLS"))?;
+        ensure!(
+            health_port != grpc_port && probe_ports.iter().all(|p| *p == health_port),
+            "{id}: with TLS every probe uses the health-only port {health_port}, got {probe_ports:?}"
+        );
+    } else {
+        ensure!(
+            probe_ports.iter().all(|p| *p == grpc_port),
+            "{id}: without TLS the probes use the gRPC port"
+        );
+    }
     Ok(())
 }
 
@@ -249,6 +320,13 @@ fn server_timing(toml: &str) -> Result<(u64, u64)> {
     Ok((value("shutdown_grace_ms")?, value("drain_timeout_ms")?))
 }
 
+/// Whether the profile TOML says `membership = "kubernetes"`.
+fn kube_membership(tomls: &Configs) -> bool {
+    tomls
+        .get("profile")
+        .is_some_and(|t| t.lines().any(|l| l == "membership = \"kubernetes\""))
+}
+
 fn find<'a>(objects: &'a [Object], kind: &str, name: &str) -> Option<&'a Object> {
     objects.iter().find(|o| o.kind == kind && o.name() == name)
 }
@@ -279,6 +357,17 @@ pub(super) fn check_scenario(name: &str, objects: &[Object], tomls: &Configs) ->
             "profile.log_consumers lists kpi exactly when kpi runs"
         );
     }
+    // RBAC exists only for the Kubernetes membership, and only what it needs.
+    let kube = kube_membership(tomls);
+    ensure!(
+        kinds(objects, "Role") == usize::from(kube)
+            && kinds(objects, "RoleBinding") == usize::from(kube),
+        "a Role and RoleBinding exactly when profile.membership is kubernetes"
+    );
+    ensure!(
+        kinds(objects, "ClusterRole") == 0 && kinds(objects, "ClusterRoleBinding") == 0,
+        "no cluster-wide RBAC"
+    );
     let workloads = |kind| kinds(objects, kind);
     match name {
         "defaults" => {
@@ -376,6 +465,88 @@ pub(super) fn check_scenario(name: &str, objects: &[Object], tomls: &Configs) ->
                 dashboards == fs::read_dir("dashboards")?.count(),
                 "a ConfigMap per dashboard"
             );
+        }
+        "security" | "security-standalone" => {
+            let mutual = name == "security";
+            for (component, toml) in tomls {
+                ensure!(
+                    toml.contains("[server.auth]") && toml.contains("[server.tls]"),
+                    "{component}: tokens and TLS are on"
+                );
+                ensure!(
+                    toml.contains("client_ca_file = \"/etc/iee/tls/ca.crt\"") == mutual,
+                    "{component}: client certificates are required exactly with security.tls.mutual"
+                );
+                ensure!(
+                    toml.contains("[client]") == (component != "standalone"),
+                    "{component}: a [client] section exactly where the process calls others"
+                );
+                if mutual {
+                    ensure!(
+                        toml.contains("tenant_rate_per_sec = 2000")
+                            && toml.contains("max_request_bytes = 1048576"),
+                        "{component}: server.limits from security.limits"
+                    );
+                }
+            }
+            for object in objects.iter().filter(|o| o.kind == "Service") {
+                let has_health = object.spec["ports"]
+                    .as_sequence()
+                    .is_some_and(|ports| ports.iter().any(|p| p["name"] == "health"));
+                ensure!(
+                    has_health != object.name().ends_with("-headless")
+                        || object.name() == "iee-redis",
+                    "{}: the health port on the component Services only",
+                    object.id()
+                );
+            }
+        }
+        "kube-membership" => {
+            let role = find(objects, "Role", "iee-profile-membership").context("the Role")?;
+            let binding = find(objects, "RoleBinding", "iee-profile-membership")
+                .context("the RoleBinding")?;
+            ensure!(
+                binding.subjects[0]["kind"] == "ServiceAccount"
+                    && binding.subjects[0]["name"] == "iee",
+                "the RoleBinding names the profile pods' ServiceAccount"
+            );
+            ensure!(
+                role.rules
+                    == serde_yaml_ng::from_str::<Value>(
+                        "[{apiGroups: [discovery.k8s.io], resources: [endpointslices], \
+                         verbs: [get, list, watch]}]"
+                    )?,
+                "the Role reads EndpointSlices only: {:?}",
+                role.rules
+            );
+            let headless = find(objects, "Service", "iee-profile-headless")
+                .context("headless profile Service")?;
+            ensure!(
+                headless.spec["publishNotReadyAddresses"] == true,
+                "the headless Service lists starting (not ready) pods: they are members"
+            );
+            ensure!(
+                tomls["profile"].contains("service = \"iee-profile-headless\"")
+                    && tomls["profile"].contains("port_name = \"grpc\""),
+                "profile.kubernetes names the headless Service and its grpc port"
+            );
+            let policy =
+                find(objects, "NetworkPolicy", "iee-profile").context("profile NetworkPolicy")?;
+            ensure!(
+                policy.spec["egress"]
+                    .as_sequence()
+                    .is_some_and(|rules| rules.iter().any(|r| r["ports"]
+                        .as_sequence()
+                        .is_some_and(|p| p.iter().any(|p| p["port"] == 443)))),
+                "profile may reach the Kubernetes API"
+            );
+            for other in ["iee-ingest", "iee-decide", "iee-predict"] {
+                let d = find(objects, "Deployment", other).context(other)?;
+                ensure!(
+                    d.spec["template"]["spec"]["automountServiceAccountToken"] == false,
+                    "{other} mounts no token"
+                );
+            }
         }
         "production" => {
             let kpi = find(objects, "StatefulSet", "iee-kpi").context("iee-kpi")?;

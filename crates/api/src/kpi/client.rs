@@ -32,12 +32,13 @@ impl std::fmt::Debug for KpiClient {
 }
 
 impl KpiClient {
-    /// Connects to `endpoint` (`http://host:port`).
+    /// Connects to `endpoint` (`host:port`, `http://…` or `https://…`), over the installed
+    /// client TLS if any (see [`crate::transport`]).
     pub async fn connect(endpoint: String) -> Result<Self, KpiError> {
-        let channel = Channel::from_shared(endpoint.clone())
-            .map_err(|e| KpiError::invalid("endpoint", e.to_string()))?
-            .tcp_nodelay(true)
-            .connect()
+        let target = crate::transport::endpoint(&endpoint)
+            .map_err(|e| KpiError::invalid("endpoint", e))?
+            .tcp_nodelay(true);
+        let channel = crate::transport::connect(target)
             .await
             .map_err(|e| KpiError::Unavailable(format!("connect to {endpoint}: {e}")))?;
         Ok(Self::Grpc(KpiServiceClient::new(channel)))

@@ -41,11 +41,13 @@ impl PredictClient {
         )
     }
 
-    /// Connects to `endpoint` (`http://host:port`).
+    /// Connects to `endpoint` (`host:port`, `http://…` or `https://…`), over the installed
+    /// client TLS if any (see [`crate::transport`]).
     pub async fn connect(endpoint: String) -> Result<Self, PredictError> {
-        let channel = Channel::from_shared(endpoint.clone())
-            .map_err(|e| PredictError::invalid("endpoint", e.to_string()))?
-            .connect()
+        let target = crate::transport::endpoint(&endpoint)
+            .map_err(|e| PredictError::invalid("endpoint", e))?
+            .tcp_nodelay(true);
+        let channel = crate::transport::connect(target)
             .await
             .map_err(|e| PredictError::Unavailable(format!("connect to {endpoint}: {e}")))?;
         Ok(Self::from_channel(channel))

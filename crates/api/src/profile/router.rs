@@ -288,6 +288,7 @@ impl ShardRouter {
         let client = self.client(addr)?;
         let mut request = tonic::Request::new(request);
         inject_context(request.metadata_mut());
+        crate::credentials::attach(request.metadata_mut());
         let Some(timeout) = self.inner.options.request_timeout else {
             return rpc(client, request)
                 .await
@@ -332,6 +333,7 @@ impl ShardRouter {
             let mut client = self.client(seed)?;
             let mut call = tonic::Request::new(request.clone());
             inject_context(call.metadata_mut());
+            crate::credentials::attach(call.metadata_mut());
             let open = client.watch_signals(call);
             // Bounds the wait for the stream's headers only, not the stream's life.
             let opened = match self.inner.options.request_timeout {
@@ -410,7 +412,7 @@ impl ShardRouter {
         let options = &self.inner.options;
         let endpoint = endpoint(addr, options)
             .map_err(|e| ProfileError::Unavailable(format!("bad node address {addr:?}: {e}")))?;
-        let client = Grpc::new(endpoint.connect_lazy())
+        let client = Grpc::new(crate::transport::connect_lazy(endpoint))
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
         channels.insert(addr.to_owned(), client.clone());
@@ -419,13 +421,7 @@ impl ShardRouter {
 }
 
 fn endpoint(addr: &str, options: &RouteOptions) -> Result<Endpoint, String> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| e.to_string())?
+    Ok(crate::transport::endpoint(addr)?
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         // Profile nodes are trusted peers: requests cancelled by the caller's deadline must not

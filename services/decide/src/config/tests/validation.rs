@@ -461,4 +461,8 @@ fn a_second_yaml_document_is_refused_at_its_marker() {
     let leading =
         issues("---\nactions:\n  - {id: a, channels: [web], direction: inbound}\n---\nx: 1\n");
     assert_eq!(leading[0].line, 4, "{leading:?}");
+    // A document-end marker: whatever follows it is a second document (found by the fuzzer).
+    let ended = issues("actions:\n...\nactions:");
+    assert_eq!((ended[0].line, ended[0].column), (2, 1), "{ended:?}");
+    assert!(ended[0].message.contains("remove this `...`"), "{ended:?}");
 }
