@@ -66,8 +66,10 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The listen address could not be bound.
-    #[error("cannot listen on `server.listen` {addr}: {source}")]
+    #[error("cannot listen on `{field}` {addr}: {source}")]
     Bind {
+        /// The setting: `server.listen` or `server.health_listen`.
+        field: &'static str,
         /// The address.
         addr: String,
         /// The cause.
@@ -128,6 +130,7 @@ impl GrpcServer {
         let auth = Authenticator::from_config(&config.auth)?.map(Arc::new);
         let limits = Arc::new(TenantLimiter::new(&config.limits));
         let bind_err = |source| RuntimeError::Bind {
+            field: "server.listen",
             addr: config.listen.clone(),
             source,
         };
@@ -146,7 +149,8 @@ impl GrpcServer {
             None
         } else {
             let bind_err = |source| RuntimeError::Bind {
-                addr: format!("server.health_listen {}", config.health_listen),
+                field: "server.health_listen",
+                addr: config.health_listen.clone(),
                 source,
             };
             let listener = tokio::net::TcpListener::bind(&config.health_listen)

@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             predict,
             ingest,
             metrics: registry.clone(),
+            shutdown: shutdown.clone(),
         },
     );
     node.register(&mut server);

@@ -31,6 +31,9 @@ pub struct DecideDeps {
     pub ingest: TouchpointClient,
     /// Where the node registers its metrics.
     pub metrics: MetricsRegistry,
+    /// The process's shutdown: open `WatchOutbound` streams end when it begins, so a draining
+    /// replica does not wait out its watchers (they reconnect elsewhere from their cursor).
+    pub shutdown: iee_runtime::Shutdown,
 }
 
 /// The decision service of one replica.
@@ -57,6 +60,7 @@ impl DecideNode {
             Duration::from_millis(config.config_poll_interval_ms),
         ));
         let decider = Arc::new(Decider {
+            shutdown: deps.shutdown,
             admission: tokio::sync::Semaphore::new(config.max_in_flight),
             settings: config,
             configs,

@@ -16,20 +16,22 @@ const PAGE: usize = 256;
 /// Longest wait of one store read; the stream notices a gone consumer at least this often.
 const BLOCK: Duration = Duration::from_secs(1);
 
-/// Opens the stream; it ends with an error only when the store fails.
+/// Opens the stream; it ends with an error only when the store fails, and cleanly when the
+/// process begins to shut down (the consumer reconnects, to another replica, after its cursor).
 pub(crate) fn watch(
     stores: Stores,
     request: WatchOutboundRequest,
+    shutdown: iee_runtime::Shutdown,
 ) -> Result<OutboundStream, DecideError> {
     require("tenant_id", &request.tenant_id)?;
     let (tx, rx) = mpsc::channel(PAGE);
     tokio::spawn(async move {
         let mut after = request.start_after;
         loop {
-            let page = stores
-                .outbound
-                .read_outbound(&request.tenant_id, &after, PAGE, BLOCK)
-                .await;
+            let page = tokio::select! {
+                () = shutdown.wait() => return,
+                page = stores.outbound.read_outbound(&request.tenant_id, &after, PAGE, BLOCK) => page,
+            };
             let entries = match page {
                 Ok(entries) => entries,
                 Err(err) => {

@@ -37,6 +37,8 @@ pub(crate) struct Decider {
     pub shard_count: u32,
     /// Admission: one permit per decision in progress (`max_in_flight`).
     pub admission: tokio::sync::Semaphore,
+    /// Ends the outbound streams when the process begins to shut down.
+    pub shutdown: iee_runtime::Shutdown,
 }
 
 impl Decider {
@@ -204,6 +206,6 @@ impl DecideApi for Decider {
         &self,
         request: WatchOutboundRequest,
     ) -> Result<OutboundStream, DecideError> {
-        outbound::watch(self.stores.clone(), request)
+        outbound::watch(self.stores.clone(), request, self.shutdown.clone())
     }
 }

@@ -24,6 +24,10 @@ struct Cli {
     /// `iee decide` against a server with `[server.auth]`).
     #[arg(long, global = true, env = "IEE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// CA certificate (PEM) of a remote engine that serves TLS: connect over TLS and trust it
+    /// (`iee events`, `iee decide`; docs/tls.md).
+    #[arg(long, global = true, env = "IEE_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +68,16 @@ async fn main() -> std::process::ExitCode {
     {
         eprintln!("error: --token: {err}");
         return std::process::ExitCode::from(2);
+    }
+    if let Some(ca_file) = &cli.ca_file {
+        let tls = iee_api::transport::ClientTlsConfig {
+            ca_file: ca_file.display().to_string(),
+            ..iee_api::transport::ClientTlsConfig::default()
+        };
+        if let Err(err) = iee_api::transport::install_client_tls(&tls) {
+            eprintln!("error: --ca-file: {err}");
+            return std::process::ExitCode::from(2);
+        }
     }
     let result = match cli.command {
         Command::Standalone(flags) => standalone::run(flags).await,

@@ -131,6 +131,7 @@ impl Engine {
                 predict: predict.client(),
                 ingest: ingest.client(),
                 metrics: registry.clone(),
+                shutdown: shutdown.clone(),
             },
         );
         let kpi = KpiNode::build(config.kpi.clone(), &config.cluster, stores, registry);

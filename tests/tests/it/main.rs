@@ -19,6 +19,7 @@ mod sigterm;
 mod standalone;
 mod stream;
 mod tenants;
+mod tls;
 mod trace_loop;
 mod tracing;
 mod validation;
