@@ -75,9 +75,15 @@ fn workspace_root() -> PathBuf {
 
 /// Runs `cargo <args>`, failing on a non-zero exit.
 pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with(args, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     eprintln!("$ cargo {}", args.join(" "));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(args)
+        .envs(envs.iter().copied())
         .status()
         .with_context(|| format!("run cargo {}", args.join(" ")))?;
     if !status.success() {
@@ -140,10 +146,19 @@ fn proto_lint() -> Result<()> {
     Ok(())
 }
 
+/// The seed of the property tests in `cargo xtask test` (and so in CI).
+const FUZZ_SEED: &str = "20261122";
+
 fn test() -> Result<()> {
     // Process tests spawn the service binaries (`iee`, `iee-ingest`, …) from target/debug.
     cargo(&["build", "--workspace", "--bins", "--locked"])?;
-    cargo(&["test", "--workspace", "--locked"])?;
+    // The property tests (fuzzing of validation, configurations and queries) run with a fixed
+    // seed here, so that whether a change lands never depends on which cases a random seed
+    // drew; run them with PROPTEST_RNG_SEED unset (plain `cargo test`) or set to any number,
+    // and PROPTEST_CASES raised, to explore.
+    let seed = std::env::var("PROPTEST_RNG_SEED").unwrap_or_else(|_| FUZZ_SEED.to_owned());
+    let fuzz_seed = [("PROPTEST_RNG_SEED", seed.as_str())];
+    cargo_with(&["test", "--workspace", "--locked"], &fuzz_seed)?;
     // The optional ONNX runtime (docs/onnx.md) is off in the workspace build.
     cargo(&[
         "test",

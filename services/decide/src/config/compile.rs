@@ -218,28 +218,33 @@ pub fn declared_tenant(yaml: &str) -> Option<String> {
 
 /// A YAML syntax or type error: serde's message, split into path and reason when it has a path.
 /// A parse issue without a position (the parser reports none for a second document) gets the
-/// line of the marker that ends the first document: `---` (a new document starts) or `...`
-/// (the document ends; anything after it is another document).
+/// line of the marker that ends the first document: `---` (a new document starts), `...` (the
+/// document ends; anything after it is another document) or a `%` directive (which can only
+/// open a new document); without any, line 1.
 fn with_document_line(mut issue: ConfigIssue, yaml: &str) -> ConfigIssue {
     if issue.line == 0 && issue.message.contains("more than one document") {
         let is_marker = |l: &str, m: &str| l.trim_end() == m || l.starts_with(&format!("{m} "));
         let mut markers = yaml
             .lines()
             .enumerate()
-            .filter(|(_, l)| is_marker(l, "---") || is_marker(l, "..."));
+            .filter(|(_, l)| is_marker(l, "---") || is_marker(l, "...") || l.starts_with('%'));
         // A leading marker opens the first document; the next one ends it.
         let first_content = yaml
             .lines()
             .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        if let Some((i, line)) = markers.find(|(i, _)| Some(*i) > first_content) {
-            let marker = if is_marker(line, "...") { "..." } else { "---" };
-            issue.line = u32::try_from(i + 1).unwrap_or(0);
-            issue.column = 1;
-            issue.message = format!(
-                "a configuration is one YAML document; remove this `{marker}` and what \
-                 follows, or put it in a file of its own"
-            );
-        }
+        let found = markers.find(|(i, _)| Some(*i) > first_content);
+        let (line, marker) = match found {
+            Some((i, l)) if l.starts_with('%') => (i + 1, "directive"),
+            Some((i, l)) if is_marker(l, "...") => (i + 1, "`...`"),
+            Some((i, _)) => (i + 1, "`---`"),
+            None => (1, "document marker"),
+        };
+        issue.line = u32::try_from(line).unwrap_or(1);
+        issue.column = 1;
+        issue.message = format!(
+            "a configuration is one YAML document; remove this {marker} and what follows, or \
+             put it in a file of its own"
+        );
     }
     issue
 }

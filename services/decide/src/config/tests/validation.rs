@@ -465,4 +465,12 @@ fn a_second_yaml_document_is_refused_at_its_marker() {
     let ended = issues("actions:\n...\nactions:");
     assert_eq!((ended[0].line, ended[0].column), (2, 1), "{ended:?}");
     assert!(ended[0].message.contains("remove this `...`"), "{ended:?}");
+    // A directive after content opens a second document too (also found by the fuzzer).
+    let directive = issues("actions:\n%YAML 1.2");
+    assert_eq!(
+        (directive[0].line, directive[0].column),
+        (2, 1),
+        "{directive:?}"
+    );
+    assert!(directive[0].message.contains("directive"), "{directive:?}");
 }
