@@ -27,11 +27,14 @@ use iee_api::{
         },
         ingest::{IngestRequest, touchpoint_service_client::TouchpointServiceClient},
     },
-    tonic::{self, Code, transport::Channel as GrpcChannel},
+    tonic::{self, Code},
 };
 use serde::Serialize;
 
-use crate::run::check_target;
+use crate::{
+    run::{channel, check_target},
+    stats::histogram,
+};
 
 /// Arguments of `iee-loadtest neighbours`.
 #[derive(Debug, Clone, clap::Args)]
@@ -157,17 +160,6 @@ fn request<T>(token: Option<&str>, message: T) -> anyhow::Result<tonic::Request<
     Ok(request)
 }
 
-async fn connect(target: &str) -> anyhow::Result<GrpcChannel> {
-    let endpoint = iee_api::transport::endpoint(target)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("invalid target {target}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    iee_api::transport::connect(endpoint)
-        .await
-        .with_context(|| format!("cannot connect to {target}"))
-}
-
 /// Which side of the comparison decisions scheduled now count for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -185,9 +177,7 @@ struct Side {
 impl Side {
     fn new() -> Self {
         Self {
-            latency: Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| {
-                Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures"))
-            }),
+            latency: histogram(),
             errors: 0,
         }
     }
@@ -214,7 +204,7 @@ pub async fn run(args: &NeighboursArgs) -> anyhow::Result<NeighboursReport> {
     check_target(&args.target, args.allow_remote).map_err(anyhow::Error::msg)?;
     anyhow::ensure!(args.probe_rate > 0, "--probe-rate must be positive");
     anyhow::ensure!(args.rounds > 0, "--rounds must be positive");
-    let probe_channel = connect(&args.target).await?;
+    let probe_channel = channel(&args.target).await?;
     let quiet_token = args.quiet_token.as_deref();
     let put = DecisionServiceClient::new(probe_channel.clone())
         .put_config(request(
@@ -242,7 +232,7 @@ pub async fn run(args: &NeighboursArgs) -> anyhow::Result<NeighboursReport> {
 
     // The flood loops: idle while not flooding.
     let mut flood_tasks = Vec::new();
-    let flood_channels = [connect(&args.target).await?, connect(&args.target).await?];
+    let flood_channels = [channel(&args.target).await?, channel(&args.target).await?];
     for i in 0..args.flood_in_flight {
         let client = TouchpointServiceClient::new(flood_channels[i as usize % 2].clone());
         let (flooding, done, flood) = (flooding.clone(), done.clone(), flood.clone());

@@ -155,15 +155,20 @@ pub async fn run(args: &RunArgs) -> Result<Report, Failure> {
     Ok(report)
 }
 
-async fn connect(target: &str) -> anyhow::Result<TouchpointServiceClient<Channel>> {
+/// A connected channel to `target` (TCP_NODELAY, connect timeout).
+pub(crate) async fn channel(target: &str) -> anyhow::Result<Channel> {
     let endpoint = iee_api::transport::endpoint(target)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("invalid target {target}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    let channel = iee_api::transport::connect(endpoint)
+    iee_api::transport::connect(endpoint)
         .await
-        .with_context(|| format!("cannot connect to {target}"))?;
+        .with_context(|| format!("cannot connect to {target}"))
+}
+
+async fn connect(target: &str) -> anyhow::Result<TouchpointServiceClient<Channel>> {
+    let channel = channel(target).await?;
     Ok(TouchpointServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))

@@ -149,7 +149,8 @@ impl Stats {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+/// A latency histogram in microseconds, 1 µs up to the tracked maximum, 3 digits.
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
         .expect("constant histogram bounds are valid (1 <= low, high >= 2 * low, 3 digits)")
 }

@@ -44,27 +44,13 @@ pub struct NeighboursArgs {
     pub report_dir: PathBuf,
 }
 
-fn sha256_hex(token: &str) -> Result<String> {
-    let out = Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .ok_or_else(|| std::io::Error::other("no stdin"))?
-                .write_all(token.as_bytes())?;
-            child.wait_with_output()
-        })
-        .context("run sha256sum")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
+/// The digest of `token` as `[server.auth]` takes it (64 lowercase hex digits).
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Runs the limited and (unless `--limited-only`) the unlimited measurement.
@@ -80,8 +66,8 @@ pub fn run(args: &NeighboursArgs) -> Result<()> {
         &tokens,
         format!(
             "quiet {}\nnoisy {}\n",
-            sha256_hex(QUIET_TOKEN)?,
-            sha256_hex(FLOOD_TOKEN)?
+            sha256_hex(QUIET_TOKEN),
+            sha256_hex(FLOOD_TOKEN)
         ),
     )?;
     let redis = Redis::start(&report_dir)?;

@@ -6,6 +6,18 @@ pub const FIELD_METADATA_KEY: &str = "iee-field";
 /// overload, UNAVAILABLE while a shard has no owner).
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after-ms";
 
+/// The retry delay in milliseconds that `status` suggests ([`RETRY_AFTER_METADATA_KEY`]), if
+/// it carries a valid one.
+pub fn retry_after_ms(status: &tonic::Status) -> Option<u64> {
+    status
+        .metadata()
+        .get(RETRY_AFTER_METADATA_KEY)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The canonical gRPC name of a status code, e.g. `UNAVAILABLE` (the `code` label of RPC
 /// metrics, and the load tester's error classes).
 pub fn code_name(code: tonic::Code) -> &'static str {

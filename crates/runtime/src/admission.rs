@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use iee_api::{metadata::RETRY_AFTER_METADATA_KEY, tenancy::TenantScoped};
+use iee_api::{
+    metadata::{RETRY_AFTER_METADATA_KEY, retry_after_ms},
+    tenancy::TenantScoped,
+};
 use iee_telemetry::MetricsRegistry;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -58,15 +61,20 @@ impl AdmissionMetrics {
         );
     }
 
-    fn refused(&self, status: Status) -> Status {
-        let reason = match status.code() {
-            tonic::Code::Unauthenticated => "unauthenticated",
-            tonic::Code::PermissionDenied => "permission_denied",
-            _ if status.message().contains("max_request_bytes") => "too_large",
-            _ => "rate_limited",
-        };
+    /// Counts `status` under `reason` and returns it.
+    fn refused(&self, reason: &'static str, status: Status) -> Status {
         let _ = self.refusals.get_or_create(&ReasonLabels { reason }).inc();
         status
+    }
+
+    /// Counts a refusal of [`authorize`] (UNAUTHENTICATED or PERMISSION_DENIED).
+    fn unauthorized(&self, status: Status) -> Status {
+        let reason = if status.code() == tonic::Code::Unauthenticated {
+            "unauthenticated"
+        } else {
+            "permission_denied"
+        };
+        self.refused(reason, status)
     }
 }
 
@@ -82,7 +90,7 @@ pub(crate) fn interceptor(
         let principal = match &auth {
             Some(auth) => Some(
                 auth.authenticate(request.metadata())
-                    .map_err(|status| metrics.refused(status))?,
+                    .map_err(|status| metrics.refused("unauthenticated", status))?,
             ),
             None => None,
         };
@@ -107,7 +115,8 @@ where
         return Ok(());
     };
     let totals = request.tenant_totals();
-    authorize(admission.principal.as_ref(), &totals).map_err(|s| admission.metrics.refused(s))?;
+    authorize(admission.principal.as_ref(), &totals)
+        .map_err(|s| admission.metrics.unauthorized(s))?;
     let bytes = request.encoded_len();
     let now = Instant::now();
     for (tenant, units) in &totals {
@@ -116,7 +125,11 @@ where
             .check_size(tenant, bytes)
             .and_then(|()| admission.limits.take(tenant, *units, now));
         if let Err(refusal) = checked {
-            return Err(admission.metrics.refused(refused(tenant, &refusal)));
+            let reason = match refusal {
+                Refusal::TooLarge { .. } => "too_large",
+                Refusal::Rate { .. } | Refusal::TooManyUnits { .. } => "rate_limited",
+            };
+            return Err(admission.metrics.refused(reason, refused(tenant, &refusal)));
         }
     }
     Ok(())
@@ -137,10 +150,7 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// (a tarpit). Other refusals, and refusals beyond [`MAX_HELD`] held at once, are answered at
 /// once. Drop the request before awaiting this.
 pub async fn hold_refusal(status: Status) -> Status {
-    let delay = status
-        .metadata()
-        .get(RETRY_AFTER_METADATA_KEY)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    let delay = retry_after_ms(&status)
         .filter(|_| status.code() == tonic::Code::ResourceExhausted)
         .map(|ms| Duration::from_millis(ms).min(MAX_HOLD));
     let Some(delay) = delay else {
@@ -162,7 +172,8 @@ pub fn authenticated(extensions: &tonic::Extensions) -> Result<(), Status> {
                 principal: Some(Principal::Anonymous),
                 ..
             },
-        ) => authorize(Some(&Principal::Anonymous), &[]).map_err(|s| admission.metrics.refused(s)),
+        ) => authorize(Some(&Principal::Anonymous), &[])
+            .map_err(|s| admission.metrics.unauthorized(s)),
         _ => Ok(()),
     }
 }
@@ -226,6 +237,14 @@ mod tests {
     use iee_api::pb::{common::Event, ingest::IngestRequest, profile::WatchSignalsRequest};
     use tonic::Code;
 
+    fn counted(ext: &tonic::Extensions, reason: &'static str) -> u64 {
+        let metrics = &ext.get::<Admission>().unwrap().metrics;
+        metrics
+            .refusals
+            .get_or_create(&ReasonLabels { reason })
+            .get()
+    }
+
     fn extensions(principal: Option<Principal>, limits: &LimitsConfig) -> tonic::Extensions {
         let mut extensions = tonic::Extensions::new();
         extensions.insert(Admission {
@@ -273,13 +292,6 @@ mod tests {
         );
         // No admission: not a call through an IEE server.
         admit(&tonic::Extensions::new(), &batch(&["a", "b"])).unwrap();
-        let counted = |ext: &tonic::Extensions, reason| {
-            let metrics = &ext.get::<Admission>().unwrap().metrics;
-            metrics
-                .refusals
-                .get_or_create(&ReasonLabels { reason })
-                .get()
-        };
         assert_eq!(counted(&ext, "permission_denied"), 2);
         assert_eq!(counted(&anonymous, "unauthenticated"), 1);
         assert_eq!(counted(&service, "permission_denied"), 0);
@@ -344,5 +356,8 @@ mod tests {
             "{}",
             too_large.message()
         );
+        // Counted by the limit each broke: the rate and the burst, and the size.
+        assert_eq!(counted(&ext, "rate_limited"), 2);
+        assert_eq!(counted(&ext, "too_large"), 1);
     }
 }

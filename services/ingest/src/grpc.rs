@@ -8,7 +8,7 @@ use iee_api::ingest::{
     IngestStreamRequest, IngestStreamResponse, ListRejectedRequest, ListRejectedResponse,
     TouchpointApi, touchpoint_service_server::TouchpointService,
 };
-use iee_api::metadata::RETRY_AFTER_METADATA_KEY;
+use iee_api::metadata::retry_after_ms;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -146,11 +146,7 @@ impl TouchpointService for TouchpointGrpc {
                         error: Some(BatchError {
                             code: status.code() as i32,
                             message: status.message().to_owned(),
-                            retry_after_ms: status
-                                .metadata()
-                                .get(RETRY_AFTER_METADATA_KEY)
-                                .and_then(|v| v.to_str().ok()?.parse().ok())
-                                .unwrap_or(0),
+                            retry_after_ms: retry_after_ms(&status).unwrap_or(0),
                         }),
                         ..Default::default()
                     },

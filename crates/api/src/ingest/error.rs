@@ -120,11 +120,7 @@ impl From<Status> for IngestError {
             },
             Code::Unavailable => Self::Unavailable(message),
             Code::ResourceExhausted => {
-                let retry_after = status
-                    .metadata()
-                    .get(RETRY_AFTER_METADATA_KEY)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
+                let retry_after = crate::metadata::retry_after_ms(&status)
                     .map_or(Duration::from_secs(1), Duration::from_millis);
                 Self::ResourceExhausted {
                     reason: message,
